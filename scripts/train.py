@@ -1,0 +1,29 @@
+"""Train and test a model: ``python scripts/train.py [group=option ...] [key=value ...]``.
+
+Examples::
+
+    python scripts/train.py                                  # Iris MLP, the default
+    python scripts/train.py model=mlp data=mnist             # seed 002's MNIST MLP
+    python scripts/train.py experiment=fashion_softmax trainer.max_epochs=3
+    python scripts/train.py --help                           # every group and option
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from litnets.cli import report_errors
+from litnets.config import CONFIG_DIR
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+@report_errors
+def main(cfg: DictConfig) -> float | None:
+    from litnets.run import format_summary, train
+
+    summary = train(cfg)
+    print(format_summary(summary, cfg.paths.log_dir))
+    return summary.get("objective")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""In-memory datamodules: decode a dataset once into tensors, then batch by index.
+
+All tutorial datasets fit in memory, so the fast path never touches per-sample Python:
+each split is a pair of tensors (on the training device when asked), and a batch is one
+fancy-index of a shuffled index vector. ``TensorBatches`` is a plain iterable that
+Lightning accepts wherever it expects a dataloader.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from litnets.errors import ConfigError
+
+Split = tuple[Tensor, Tensor]
+"""Inputs and targets of one split, with the same first dimension."""
+
+
+class EpochIndexSampler:
+    """The index order of one epoch, a pure function of (seed, epoch, rank).
+
+    Lightning calls ``set_epoch`` before every training epoch (also after a resume), so the
+    data order is reproducible and restored exactly without saving any iterator state.
+    With ``world_size > 1`` every rank takes a disjoint, equally long shard (the few samples
+    that do not divide evenly are left out of that epoch), so ranks run the same number of
+    steps and no sample is seen twice per epoch.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_uneven: bool = True,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.num_samples = num_samples
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_uneven = drop_uneven
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.world_size == 1:
+            return self.num_samples
+        if self.drop_uneven:
+            return self.num_samples // self.world_size
+        return len(range(self.rank, self.num_samples, self.world_size))
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the order is simply 0..n-1, so batches can be cheap slices."""
+        return not self.shuffle and self.world_size == 1
+
+    def indices(self) -> Tensor:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.arange(self.num_samples)
+        if self.world_size > 1:
+            if self.drop_uneven:
+                order = order[: len(self) * self.world_size]
+            order = order[self.rank :: self.world_size]
+        return order
+
+
+class TensorBatches:
+    """Batches sliced from in-memory tensors; a lean stand-in for a ``DataLoader``.
+
+    The ``sampler`` attribute is what Lightning looks for to call ``set_epoch``;
+    ``batch_sampler = None`` tells its dataloader checks that there is no other sampler.
+    """
+
+    batch_sampler = None
+
+    def __init__(
+        self,
+        tensors: Sequence[Tensor],
+        batch_size: int,
+        sampler: EpochIndexSampler,
+        *,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.sampler = sampler
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        stop = len(self) * self.batch_size if self.drop_last else len(self.sampler)
+        if self.sampler.is_identity:
+            for start in range(0, stop, self.batch_size):
+                yield tuple(t[start : start + self.batch_size] for t in self.tensors)
+            return
+        order = self.sampler.indices().to(self.tensors[0].device)
+        for start in range(0, stop, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield tuple(t[index] for t in self.tensors)
+
+
+def _count(size: float | int, total: int, name: str) -> int:
+    """A split size given as a fraction of ``total`` (float below 1) or as a count."""
+    count = round(size * total) if isinstance(size, float) and size < 1 else int(size)
+    if not 0 < count < total:
+        raise ConfigError(
+            f"{name}={size} must leave at least one sample on each side of {total} samples"
+        )
+    return count
+
+
+class InMemoryDataModule(L.LightningDataModule, ABC):
+    """Shared base: subclasses only say how to load their tensors.
+
+    The base carves a seeded validation split out of the training part, applies an optional
+    fitted preprocessing step, keeps everything on the training device if ``on_device``,
+    and serves ``TensorBatches`` (sharded per rank under DDP).
+    """
+
+    task: ClassVar[str] = "classification"
+    """``classification`` (integer class targets) or ``regression`` (float targets)."""
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        val_size: float | int = 0.1,
+        seed: int = 0,
+        drop_last: bool = False,
+        on_device: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_size = val_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.on_device = on_device
+        self.splits: dict[str, Split] = {}
+
+    # ---- what a dataset declares ---------------------------------------------------------
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample, known before any data is loaded."""
+
+    @property
+    @abstractmethod
+    def num_outputs(self) -> int:
+        """Number of classes (classification) or of target values (regression)."""
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return None
+
+    @abstractmethod
+    def load(self) -> dict[str, Split]:
+        """Return at least ``train`` and ``test`` splits; ``val`` is optional."""
+
+    def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """Fit any preprocessing on the training split and apply it to all (default: none)."""
+        return splits
+
+    # ---- Lightning hooks -----------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        splits = self.load()
+        if "val" not in splits:
+            splits = self._split_off_validation(splits)
+        splits = self.preprocess(splits)
+        device = self._device()
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", self.batch_size, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test", self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self.test_dataloader()
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _split_off_validation(self, splits: dict[str, Split]) -> dict[str, Split]:
+        x, y = splits["train"]
+        n_val = _count(self.val_size, len(x), "data.val_size")
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(x), generator=generator)
+        val, train = order[:n_val], order[n_val:]
+        return {**splits, "train": (x[train], y[train]), "val": (x[val], y[val])}
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        if self.on_device and trainer is not None:
+            return trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _batches(
+        self, split: str, batch_size: int, *, shuffle: bool, drop_last: bool = False
+    ) -> TensorBatches:
+        if not self.splits:
+            self.setup()
+        tensors = self.splits[split]
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = EpochIndexSampler(
+            len(tensors[0]),
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            drop_uneven=split == "train",
+        )
+        return TensorBatches(tensors, batch_size, sampler, drop_last=drop_last)

@@ -1,0 +1,1 @@
+"""Architectures as plain ``nn.Module``s: importable and usable without Lightning."""

@@ -1,0 +1,244 @@
+"""Library entry points the scripts call: build a run from a composed config and execute it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from litnets.data.base import InMemoryDataModule
+from litnets.errors import ConfigError, DivergenceError, LitnetsError
+from litnets.models.base import Architecture
+from litnets.tasks import TASKS, SchedulerSpec, Task
+
+# ---- building the pieces --------------------------------------------------------------------
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with a one-line error naming the config group."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, LitnetsError):
+            raise cause from None
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(err).splitlines()[0]
+        raise ConfigError(f"cannot build {what} from its config: {detail}") from err
+
+
+def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
+    datamodule = _instantiate(cfg.data, "data")
+    if not isinstance(datamodule, InMemoryDataModule):
+        raise ConfigError(f"data._target_ must be an InMemoryDataModule, got {type(datamodule)}")
+    return datamodule
+
+
+def task_kind(cfg: DictConfig, datamodule: InMemoryDataModule) -> str:
+    kind = cfg.task.get("kind") or datamodule.task
+    if kind not in TASKS:
+        raise ConfigError(f"task.kind must be one of {', '.join(TASKS)}, got {kind!r}")
+    if kind != datamodule.task:
+        raise ConfigError(
+            f"task.kind={kind} does not fit this {datamodule.task} dataset "
+            f"({type(datamodule).__name__}); leave task.kind=null"
+        )
+    return kind
+
+
+def build_model(cfg: DictConfig, datamodule: InMemoryDataModule, kind: str) -> Architecture:
+    try:
+        model_class = get_class(cfg.model._target_)
+    except Exception as err:
+        raise ConfigError(f"model._target_: {err}") from err
+    if issubclass(model_class, Architecture):
+        model_class.check_compatible(kind, datamodule.input_shape)
+    return _instantiate(
+        cfg.model,
+        "model",
+        input_shape=tuple(datamodule.input_shape),
+        num_outputs=datamodule.num_outputs,
+    )
+
+
+def build_scheduler(node: Any) -> SchedulerSpec | None:
+    spec = _plain(node)
+    if not spec:
+        return None
+    interval = spec.pop("interval", "epoch")
+    frequency = spec.pop("frequency", 1)
+    monitor = spec.pop("monitor", None)
+    factory = _instantiate(spec, "scheduler")
+    return SchedulerSpec(factory, interval=interval, frequency=frequency, monitor=monitor)
+
+
+def build_task(cfg: DictConfig, model: Architecture, kind: str, num_outputs: int) -> Task:
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and (not isinstance(lr, int | float) or lr <= 0):
+        raise ConfigError(f"optimizer.lr must be a positive number, got {lr!r}")
+    extra = {"num_classes": num_outputs} if kind == "classification" else {}
+    return TASKS[kind](
+        model,
+        optimizer=_instantiate(cfg.optimizer, "optimizer"),
+        scheduler=build_scheduler(cfg.get("scheduler")),
+        loss=cfg.task.loss,
+        loss_kwargs=_plain(cfg.task.loss_kwargs),
+        check_finite_every_n_steps=cfg.task.check_finite_every_n_steps,
+        config=_plain(cfg),
+        **extra,
+    )
+
+
+def build_callbacks(cfg: DictConfig, task: Task) -> list[L.Callback]:
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        spec = _plain(node)
+        if not spec or "_target_" not in spec:
+            continue
+        if spec.get("monitor") == "auto":
+            spec["monitor"] = task.monitor
+        if spec.get("mode") == "auto":
+            spec["mode"] = task.monitor_mode
+        callbacks.append(_instantiate(spec, f"callbacks.{name}"))
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    nodes = cfg.get("logger") or {}
+    return [
+        _instantiate(node, f"logger.{name}")
+        for name, node in nodes.items()
+        if node and "_target_" in node
+    ]
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
+    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    if not isinstance(trainer, L.Trainer):
+        raise ConfigError("trainer._target_ must be a lightning Trainer")
+    return trainer
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+def _checkpoint_callback(trainer: L.Trainer) -> L.pytorch.callbacks.ModelCheckpoint | None:
+    return trainer.checkpoint_callback
+
+
+def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in sorted(metrics.items())
+        if key.startswith(prefix) and not key.endswith("_step")
+    }
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test, one configured run; write ``metrics.json`` to its run dir.
+
+    Returns the same summary that goes into ``metrics.json``.
+    """
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+
+    datamodule = build_datamodule(cfg)
+    kind = task_kind(cfg, datamodule)
+    model = build_model(cfg, datamodule, kind)
+    if cfg.compile:
+        model.compile()
+    task = build_task(cfg, model, kind, datamodule.num_outputs)
+    trainer = build_trainer(cfg, build_callbacks(cfg, task), build_loggers(cfg))
+
+    summary: dict[str, Any] = {
+        "status": "running",
+        "task": kind,
+        "data": cfg.data._target_.rsplit(".", 1)[-1],
+        "model": cfg.model._target_.rsplit(".", 1)[-1],
+        "seed": cfg.seed,
+    }
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except DivergenceError as err:
+        summary.update(status="diverged", error=str(err))
+        _finish(trainer, output_dir, summary, started)
+        raise
+    fit_seconds = time.perf_counter() - started
+    summary["best_val"] = _scalars(trainer.callback_metrics, "val/")
+    checkpoint = _checkpoint_callback(trainer)
+    if checkpoint is not None:
+        summary["checkpoints"] = {
+            "best": checkpoint.best_model_path or None,
+            "last": checkpoint.last_model_path or None,
+        }
+        if checkpoint.best_model_score is not None:
+            summary["best_val"][checkpoint.monitor] = float(checkpoint.best_model_score)
+    if trainer.interrupted:
+        summary["status"] = "interrupted"
+    elif cfg.test_after_fit:
+        ckpt = cfg.test_ckpt if checkpoint is not None and checkpoint.best_model_path else None
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        summary["tested_checkpoint"] = ckpt or "final weights"
+        summary["test"] = _scalars(trainer.callback_metrics, "test/")
+        summary["status"] = "completed"
+    else:
+        summary["status"] = "completed"
+    summary["learned"] = model.learned_parameters() if isinstance(model, Architecture) else {}
+    summary["fit_time_s"] = round(fit_seconds, 3)
+    return _finish(trainer, output_dir, summary, started)
+
+
+def _finish(
+    trainer: L.Trainer, output_dir: Path, summary: dict[str, Any], started: float
+) -> dict[str, Any]:
+    summary["epochs"] = trainer.current_epoch
+    summary["global_steps"] = trainer.global_step
+    summary["wall_time_s"] = round(time.perf_counter() - started, 3)
+    summary["run_dir"] = str(output_dir)
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", summary)
+    return summary
+
+
+def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
+    """The few lines a user wants at the end of a run."""
+
+    def fmt(values: dict[str, float]) -> str:
+        return "  ".join(f"{k}={v:.4f}" for k, v in values.items()) or "-"
+
+    lines = [
+        f"litnets: {summary['status']} in {summary['wall_time_s']:.1f} s "
+        f"({summary['epochs']} epochs, {summary['global_steps']} steps)",
+        f"  run dir      {summary['run_dir']}",
+    ]
+    if "test" in summary:
+        lines.append(f"  test         {fmt(summary['test'])}  [{summary['tested_checkpoint']}]")
+    if summary.get("best_val"):
+        lines.append(f"  best val     {fmt(summary['best_val'])}")
+    for key, value in summary.get("learned", {}).items():
+        if key != "coefficients":
+            lines.append(f"  learned {key:<5}{value}")
+    if summary.get("checkpoints", {}).get("best"):
+        lines.append(f"  checkpoint   {summary['checkpoints']['best']}")
+    if log_dir:
+        lines.append(f"  TensorBoard  tensorboard --logdir {log_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,213 @@
+"""The shared LightningModule: one training loop for every model, metrics logged per epoch.
+
+Subclasses say which loss and metrics a task uses; everything about the loop lives here:
+device-side epoch statistics, step logging at an interval (the only per-step host sync),
+a divergence check at that same interval, optimizers and schedulers from config.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MinMetric
+
+from litnets.errors import ConfigError, DivergenceError
+from litnets.models.base import Architecture
+from litnets.tasks.metrics import LossAccuracy
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SchedulerSpec:
+    """A learning-rate scheduler factory and how Lightning should step it."""
+
+    factory: Callable[..., Any]
+    interval: str = "epoch"
+    frequency: int = 1
+    monitor: str | None = None
+
+
+class Task(L.LightningModule):
+    """Trains ``model`` with ``loss``; logs ``{split}/loss`` and friends once per epoch."""
+
+    kind: ClassVar[str]
+    monitor: ClassVar[str]
+    """The validation metric that picks the best checkpoint."""
+    monitor_mode: ClassVar[str]
+    losses: ClassVar[dict[str, Callable[..., Tensor]]]
+
+    def __init__(
+        self,
+        model: Architecture,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerSpec | None = None,
+        loss: str | None = None,
+        loss_kwargs: dict[str, Any] | None = None,
+        check_finite_every_n_steps: int = 50,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # The composed run config travels in every checkpoint, so evaluation, prediction
+        # and export rebuild the same model and data from the checkpoint alone.
+        self.save_hyperparameters({"config": config or {}}, logger=False)
+        loss = loss or next(iter(self.losses))
+        if loss not in self.losses:
+            raise ConfigError(
+                f"unknown {self.kind} loss {loss!r}; choose one of {', '.join(self.losses)}"
+            )
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_spec = scheduler
+        self.loss_fn = partial(self.losses[loss], **(loss_kwargs or {}))
+        self.check_finite_every_n_steps = check_finite_every_n_steps
+        # Registered as attributes (``train_stats``, ``val_metrics``, ...) so they follow the
+        # module across devices; ``train`` itself is taken by ``nn.Module.train``.
+        for split in SPLITS:
+            setattr(self, f"{split}_stats", self.make_stats())
+            setattr(self, f"{split}_metrics", self.make_extra_metrics())
+        self.best = MaxMetric() if self.monitor_mode == "max" else MinMetric()
+        self.best.persistent(True)
+
+    # ---- what subclasses choose ----------------------------------------------------------
+    def make_stats(self) -> LossAccuracy:
+        return LossAccuracy(accuracy=False)
+
+    def make_extra_metrics(self) -> nn.ModuleDict:
+        """Metrics beyond loss and accuracy for validation and test (torchmetrics)."""
+        return nn.ModuleDict()
+
+    def prepare_target(self, output: Tensor, target: Tensor) -> Tensor:
+        return target
+
+    def stats(self, split: str) -> LossAccuracy:
+        return getattr(self, f"{split}_stats")
+
+    def metrics(self, split: str) -> nn.ModuleDict:
+        return getattr(self, f"{split}_metrics")
+
+    # ---- the loop --------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, target = batch
+        output = self(x)
+        loss = self.loss_fn(output, self.prepare_target(output, target))
+        self.train_stats.update(loss, output.detach(), target)
+        self._log_step(loss)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x)
+
+    def _evaluate(self, split: str, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, target = batch
+        output = self(x)
+        loss = self.loss_fn(output, self.prepare_target(output, target))
+        self.stats(split).update(loss, output, target)
+        for metric in self.metrics(split).values():
+            metric.update(*self.metric_inputs(output, target))
+        return output
+
+    def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return output, target
+
+    def _log_step(self, loss: Tensor) -> None:
+        """Per-step loss at the logging interval: the one place the loop waits for the device."""
+        interval = self.check_finite_every_n_steps
+        log_interval = self.trainer.log_every_n_steps if self.loggers else 0
+        step = self.global_step
+        check_now = interval > 0 and step % interval == 0
+        log_now = log_interval > 0 and step % log_interval == 0
+        if not (check_now or log_now):
+            return
+        value = loss.detach().item()
+        if not math.isfinite(value):
+            self._diverged(value, step)
+        if log_now:
+            for logger in self.loggers:
+                logger.log_metrics({"train/loss_step": value}, step=step)
+
+    def _diverged(self, value: float, step: int) -> None:
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
+        raise DivergenceError(
+            f"loss became {value} at epoch {self.current_epoch}, step {step}"
+            f"{f' (learning rate {lr:g})' if lr is not None else ''}: lower optimizer.lr, "
+            "add a scheduler, or check the data for NaN/inf values"
+        )
+
+    def _log_epoch(self, split: str) -> dict[str, Tensor]:
+        values = {f"{split}/{k}": v for k, v in self.stats(split).compute().items()}
+        self.stats(split).reset()
+        if split != "train":
+            for name, metric in self.metrics(split).items():
+                values[f"{split}/{name}"] = metric.compute()
+                metric.reset()
+        self.log_dict(values, sync_dist=False)
+        return values
+
+    def on_train_epoch_end(self) -> None:
+        values = self._log_epoch("train")
+        loss = values["train/loss"].item()
+        if not math.isfinite(loss):
+            self._diverged(loss, self.global_step)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch("val")
+        if self.trainer.sanity_checking:
+            return
+        self.best.update(values[self.monitor])
+        self.log(f"{self.monitor}_best", self.best.compute())
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, idx: int) -> Any:
+        """In-memory batches already live on the training device: skip the generic walk."""
+        if isinstance(batch, tuple) and all(
+            isinstance(t, Tensor) and t.device == device for t in batch
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, idx)
+
+    # ---- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        spec = self.scheduler_spec
+        if spec is None:
+            return optimizer
+        scheduler = spec.factory(optimizer, **self._schedule_length(spec))
+        config = {"scheduler": scheduler, "interval": spec.interval, "frequency": spec.frequency}
+        if spec.monitor:
+            config |= {"monitor": spec.monitor, "strict": True}
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _schedule_length(self, spec: SchedulerSpec) -> dict[str, int]:
+        """Fill a scheduler's length from the trainer when the config leaves it out."""
+        factory = spec.factory
+        given = factory.keywords if isinstance(factory, partial) else {}
+        target = factory.func if isinstance(factory, partial) else factory
+        params = inspect.signature(target).parameters
+        if "total_steps" in params and given.get("total_steps") is None and not given.get("epochs"):
+            return {"total_steps": int(self.trainer.estimated_stepping_batches)}
+        if "T_max" in params and given.get("T_max") is None:
+            steps = self.trainer.estimated_stepping_batches
+            return {"T_max": int(steps if spec.interval == "step" else self.trainer.max_epochs)}
+        return {}

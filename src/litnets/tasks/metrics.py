@@ -1,0 +1,40 @@
+"""Epoch statistics accumulated on the device: no host sync inside the training loop.
+
+A torchmetrics ``update`` through ``MetricCollection`` costs far more than the few tensor
+additions a training step needs; these metrics keep three scalars on the device and let
+torchmetrics do what it is good at: resetting, and summing across DDP ranks at epoch end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+
+class LossAccuracy(Metric):
+    """Sample-weighted mean loss and (for classifiers) top-1 accuracy over an epoch."""
+
+    full_state_update = False
+    higher_is_better = None
+
+    def __init__(self, accuracy: bool = True) -> None:
+        super().__init__()
+        self.accuracy = accuracy
+        self.add_state("loss_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("correct", torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, loss: Tensor, output: Tensor, target: Tensor) -> None:
+        n = target.shape[0]
+        self.loss_sum += loss.detach() * n
+        self.count += n
+        if self.accuracy:
+            self.correct += (output.argmax(dim=1) == target).sum()
+
+    def compute(self) -> dict[str, Tensor]:
+        count = self.count.clamp(min=1)
+        result = {"loss": (self.loss_sum / count).float()}
+        if self.accuracy:
+            result["acc"] = self.correct.float() / count
+        return result

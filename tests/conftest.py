@@ -1,0 +1,130 @@
+"""Shared fixtures: tiny generated datasets in the real on-disk formats, and script runners."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+SHARED_DATA = Path(os.environ.get("LITNETS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+# ---- writers for the real file formats ------------------------------------------------------
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file (MNIST's format), gzipped when the name ends in .gz."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def make_mnist_like(root: Path, folder: str, n_train: int = 96, n_test: int = 48) -> Path:
+    """Learnable tiny data: the class is encoded as a bright row in the image."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n)
+        images = rng.integers(0, 60, size=(n, 28, 28))
+        images[np.arange(n), 2 + 2 * labels, :] = 255
+        write_idx(root / folder / "raw" / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / folder / "raw" / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def make_cifar_like(root: Path, per_batch: int = 20, archive: bool = False) -> Path:
+    """torchvision's cifar-10-batches-py layout (or its .tar.gz), with tiny batches."""
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        labels = rng.integers(0, 10, size=per_batch)
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        entry = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": []}, protocol=2))
+    if archive:
+        with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
+            tar.add(folder, arcname="cifar-10-batches-py")
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST, Fashion-MNIST and CIFAR-10 folders with a few generated samples each."""
+    root = tmp_path_factory.mktemp("tiny-data")
+    make_mnist_like(root, "MNIST")
+    make_mnist_like(root, "FashionMNIST")
+    make_cifar_like(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real MNIST and Fashion-MNIST files, linked (never written) from ../shared/data."""
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        message = f"real MNIST files not found under {SHARED_DATA} (set LITNETS_SHARED_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("real-data")
+    for folder in ("MNIST", "FashionMNIST"):
+        raw = root / folder / "raw"
+        raw.mkdir(parents=True)
+        for file in (SHARED_DATA / folder / "raw").iterdir():
+            (raw / file.name).symlink_to(file)
+    return root
+
+
+# ---- running the real scripts ----------------------------------------------------------------
+
+
+def run_script(
+    script: str, *overrides: str, log_dir: Path, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` as a user would, logging under ``log_dir``."""
+    environment = {**os.environ, "LITNETS_LOG_DIR": str(log_dir), "PYTHONUNBUFFERED": "1", **env}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        cwd=log_dir,
+    )
+
+
+def run_dirs(log_dir: Path) -> list[Path]:
+    """Every run dir (single runs and multirun jobs) that wrote a metrics.json."""
+    return sorted(p.parent for p in log_dir.rglob("metrics.json"))
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def check_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )

@@ -1,0 +1,182 @@
+"""Datamodules: shapes, splits, determinism, the batch iterator, and clear data errors."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import torch
+
+from conftest import make_cifar_like, make_mnist_like
+from litnets.data.base import EpochIndexSampler, TensorBatches
+from litnets.data.cifar10 import CIFAR10DataModule
+from litnets.data.iris import IrisDataModule
+from litnets.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from litnets.data.synthetic import LinearDataModule, SineDataModule
+from litnets.errors import ConfigError, DataError
+
+# ---- the batch iterator --------------------------------------------------------------------
+
+
+def epoch_order(batches: TensorBatches, epoch: int) -> torch.Tensor:
+    batches.sampler.set_epoch(epoch)
+    return torch.cat([b[0] for b in batches])
+
+
+def test_every_sample_once_per_epoch_and_reshuffled() -> None:
+    data = torch.arange(103)
+    batches = TensorBatches([data, data], 10, EpochIndexSampler(103, shuffle=True, seed=1))
+    first, second = epoch_order(batches, 0), epoch_order(batches, 1)
+    assert len(batches) == 11
+    assert sorted(first.tolist()) == list(range(103)) == sorted(second.tolist())
+    assert not torch.equal(first, second)
+    assert torch.equal(first, epoch_order(batches, 0)), "same seed and epoch, same order"
+
+
+def test_batches_keep_inputs_and_targets_aligned() -> None:
+    x = torch.arange(50)
+    batches = TensorBatches([x, x * 2], 7, EpochIndexSampler(50, shuffle=True))
+    for inputs, targets in batches:
+        assert torch.equal(targets, inputs * 2)
+
+
+def test_drop_last() -> None:
+    data = torch.arange(25)
+    batches = TensorBatches([data], 10, EpochIndexSampler(25, shuffle=False), drop_last=True)
+    assert len(batches) == 2 and [len(b[0]) for b in batches] == [10, 10]
+
+
+def test_two_ranks_split_an_epoch_without_overlap() -> None:
+    data = torch.arange(101)
+    shards = [
+        TensorBatches([data], 8, EpochIndexSampler(101, shuffle=True, seed=3, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
+    seen = [epoch_order(s, 4) for s in shards]
+    assert len(seen[0]) == len(seen[1]) == 50 and len(shards[0]) == len(shards[1])
+    assert not set(seen[0].tolist()) & set(seen[1].tolist())
+
+
+def test_nonpositive_batch_size_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        IrisDataModule(batch_size=0)
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+
+def test_iris_uses_the_tutorial_split_and_scales_on_training_rows_only() -> None:
+    dm = IrisDataModule(val_size=0.2, seed=0)
+    dm.setup()
+    sizes = {name: len(x) for name, (x, _) in dm.splits.items()}
+    assert sizes == {"train": 96, "val": 24, "test": 30}
+    x_train = dm.splits["train"][0]
+    assert torch.allclose(x_train.min(0).values, torch.zeros(4))
+    assert torch.allclose(x_train.max(0).values, torch.ones(4))
+    assert dm.splits["test"][1].dtype == torch.int64
+    assert dm.class_names == ["setosa", "versicolor", "virginica"]
+
+
+def test_split_is_reproducible_under_a_seed() -> None:
+    a, b, c = IrisDataModule(seed=5), IrisDataModule(seed=5), IrisDataModule(seed=6)
+    for dm in (a, b, c):
+        dm.setup()
+    assert torch.equal(a.splits["val"][0], b.splits["val"][0])
+    assert not torch.equal(a.splits["val"][0], c.splits["val"][0])
+
+
+@pytest.mark.parametrize("module", [MNISTDataModule, FashionMNISTDataModule])
+def test_mnist_format(tmp_path, module) -> None:
+    make_mnist_like(tmp_path, module.folder, n_train=40, n_test=20)
+    dm = module(data_dir=str(tmp_path), val_size=10, batch_size=8)
+    dm.setup()
+    x, y = dm.splits["train"]
+    assert x.shape == (30, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert len(dm.splits["val"][0]) == 10 and len(dm.splits["test"][0]) == 20
+    x_batch, y_batch = next(iter(dm.train_dataloader()))
+    assert x_batch.shape == (8, 1, 28, 28) and y_batch.shape == (8,)
+    assert len(dm.class_names) == 10
+
+
+def test_mnist_normalisation_is_applied_once(tmp_path) -> None:
+    make_mnist_like(tmp_path, "MNIST", n_train=20, n_test=10)
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=5)
+    dm.setup()
+    x = torch.cat([dm.splits[s][0] for s in ("train", "val", "test")])
+    assert x.min() == -1.0 and x.max() == 1.0  # Normalize(0.5, 0.5) of [0, 1] pixels
+
+
+def test_missing_mnist_names_every_expected_file(tmp_path) -> None:
+    dm = MNISTDataModule(data_dir=str(tmp_path))
+    with pytest.raises(DataError) as err:
+        dm.setup()
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "data.data_dir"):
+        assert name in str(err.value)
+
+
+def test_truncated_mnist_file_is_reported(tmp_path) -> None:
+    make_mnist_like(tmp_path, "MNIST", n_train=20, n_test=10)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-100]))
+    with pytest.raises(DataError, match="truncated"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=5).setup()
+
+
+def test_corrupt_gzip_is_reported(tmp_path) -> None:
+    make_mnist_like(tmp_path, "MNIST", n_train=20, n_test=10)
+    path = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(DataError, match="corrupt"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=5).setup()
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_cifar10_folder_and_archive(tmp_path, archive) -> None:
+    make_cifar_like(tmp_path, per_batch=6, archive=archive)
+    dm = CIFAR10DataModule(data_dir=str(tmp_path), val_size=5, batch_size=4)
+    dm.setup()
+    x, y = dm.splits["train"]
+    assert x.shape == (25, 3, 32, 32) and x.dtype == torch.float32
+    assert x.min() >= 0.0 and x.max() <= 1.0 and y.dtype == torch.int64
+    assert dm.splits["test"][0].shape == (6, 3, 32, 32)
+    assert dm.class_names[0] == "airplane"
+
+
+def test_missing_cifar10_says_where(tmp_path) -> None:
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        CIFAR10DataModule(data_dir=str(tmp_path)).setup()
+
+
+def test_cifar10_rejects_pickles_that_run_code(tmp_path) -> None:
+    make_cifar_like(tmp_path, per_batch=4)
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    import pickle
+
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(DataError, match="not allowed"):
+        CIFAR10DataModule(data_dir=str(tmp_path), val_size=5).setup()
+
+
+def test_sine_data() -> None:
+    dm = SineDataModule(n=2000, test_size=0.2, val_size=0.1, seed=0)
+    dm.setup()
+    x, y = dm.splits["train"]
+    assert {k: len(v[0]) for k, v in dm.splits.items()} == {"train": 1440, "val": 160, "test": 400}
+    assert x.shape == (1440, 1) and torch.allclose(y, torch.sin(x))
+    assert x.min() >= -torch.pi and x.max() <= torch.pi
+
+
+def test_linear_data_follows_its_parameters() -> None:
+    dm = LinearDataModule(w=(2.0, -3.4), b=4.2, noise=0.01, n=1000, seed=0)
+    dm.setup()
+    x, y = dm.splits["train"]
+    residual = y.squeeze(1) - (x @ torch.tensor([2.0, -3.4]) + 4.2)
+    assert x.shape[1] == 2 and residual.std() == pytest.approx(0.01, rel=0.2)
+    again = LinearDataModule(seed=0)
+    again.setup()
+    assert torch.equal(again.splits["test"][0], dm.splits["test"][0])

@@ -1,0 +1,68 @@
+"""Tasks: losses, device-side epoch statistics, scheduler length filling."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from litnets.errors import ConfigError
+from litnets.models.mlp import MLP
+from litnets.tasks import ClassificationTask, RegressionTask, SchedulerSpec
+from litnets.tasks.metrics import LossAccuracy
+
+
+def test_loss_accuracy_matches_a_direct_computation() -> None:
+    torch.manual_seed(0)
+    stats = LossAccuracy()
+    outputs, targets, losses = [], [], []
+    for n in (7, 5, 9):
+        out, target = torch.randn(n, 4), torch.randint(0, 4, (n,))
+        loss = F.cross_entropy(out, target)
+        stats.update(loss, out, target)
+        outputs.append(out), targets.append(target), losses.append(loss * n)
+    result = stats.compute()
+    out, target = torch.cat(outputs), torch.cat(targets)
+    assert result["acc"].item() == pytest.approx((out.argmax(1) == target).float().mean().item())
+    assert result["loss"].item() == pytest.approx(F.cross_entropy(out, target).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "huber", "smooth_l1"])
+def test_every_regression_loss(loss) -> None:
+    task = RegressionTask(
+        MLP((1,), 1, hidden_sizes=[4]), partial(torch.optim.SGD, lr=0.1), loss=loss
+    )
+    out, target = torch.randn(6, 1), torch.randn(6)
+    value = task.loss_fn(out, task.prepare_target(out, target))
+    assert value.ndim == 0 and value.item() > 0
+
+
+def test_unknown_loss_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cross_entropy"):
+        ClassificationTask(
+            MLP((4,), 3), partial(torch.optim.SGD, lr=0.1), loss="hinge", num_classes=3
+        )
+
+
+def test_monitors() -> None:
+    assert (ClassificationTask.monitor, ClassificationTask.monitor_mode) == ("val/acc", "max")
+    assert (RegressionTask.monitor, RegressionTask.monitor_mode) == ("val/loss", "min")
+
+
+def test_scheduler_length_is_filled_from_the_trainer() -> None:
+    class FakeTrainer:
+        estimated_stepping_batches = 120
+        max_epochs = 6
+
+    task = RegressionTask(MLP((1,), 1), partial(torch.optim.SGD, lr=0.1))
+    task._trainer = FakeTrainer()
+    onecycle = SchedulerSpec(
+        partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=None), "step"
+    )
+    assert task._schedule_length(onecycle) == {"total_steps": 120}
+    cosine = SchedulerSpec(partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=None), "epoch")
+    assert task._schedule_length(cosine) == {"T_max": 6}
+    step = SchedulerSpec(partial(torch.optim.lr_scheduler.StepLR, step_size=5))
+    assert task._schedule_length(step) == {}
