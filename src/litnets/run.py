@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,24 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from litnets.data.base import InMemoryDataModule
 from litnets.errors import ConfigError, DivergenceError, LitnetsError
 from litnets.models.base import Architecture
 from litnets.tasks import TASKS, SchedulerSpec, Task
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertising tips and a warning about a deliberate override."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡")
+    )
+    warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+
+
+_quiet_lightning()
 
 # ---- building the pieces --------------------------------------------------------------------
 
@@ -99,7 +113,8 @@ def build_task(cfg: DictConfig, model: Architecture, kind: str, num_outputs: int
     )
 
 
-def build_callbacks(cfg: DictConfig, task: Task) -> list[L.Callback]:
+def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.Callback]:
+    """Instantiate ``cfg.callbacks``; ``monitor: auto`` becomes the task's validation metric."""
     callbacks = []
     for name, node in (cfg.get("callbacks") or {}).items():
         spec = _plain(node)
@@ -109,7 +124,10 @@ def build_callbacks(cfg: DictConfig, task: Task) -> list[L.Callback]:
             spec["monitor"] = task.monitor
         if spec.get("mode") == "auto":
             spec["mode"] = task.monitor_mode
-        callbacks.append(_instantiate(spec, f"callbacks.{name}"))
+        callback = _instantiate(spec, f"callbacks.{name}")
+        if isinstance(callback, LearningRateMonitor) and not has_logger:
+            continue  # it only writes to loggers, and refuses to run without one
+        callbacks.append(callback)
     return callbacks
 
 
@@ -130,10 +148,6 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[An
 
 
 # ---- training ---------------------------------------------------------------------------------
-
-
-def _checkpoint_callback(trainer: L.Trainer) -> L.pytorch.callbacks.ModelCheckpoint | None:
-    return trainer.checkpoint_callback
 
 
 def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -162,12 +176,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
 
     datamodule = build_datamodule(cfg)
+    datamodule.check_available()
     kind = task_kind(cfg, datamodule)
     model = build_model(cfg, datamodule, kind)
     if cfg.compile:
         model.compile()
     task = build_task(cfg, model, kind, datamodule.num_outputs)
-    trainer = build_trainer(cfg, build_callbacks(cfg, task), build_loggers(cfg))
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, task, has_logger=bool(loggers))
+    trainer = build_trainer(cfg, callbacks, loggers)
 
     summary: dict[str, Any] = {
         "status": "running",
@@ -184,7 +201,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     fit_seconds = time.perf_counter() - started
     summary["best_val"] = _scalars(trainer.callback_metrics, "val/")
-    checkpoint = _checkpoint_callback(trainer)
+    checkpoint = trainer.checkpoint_callback
     if checkpoint is not None:
         summary["checkpoints"] = {
             "best": checkpoint.best_model_path or None,

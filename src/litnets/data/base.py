@@ -178,6 +178,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def class_names(self) -> list[str] | None:
         return None
 
+    def check_available(self) -> None:
+        """Raise ``DataError`` now if the files are missing, before any training is set up."""
+
     @abstractmethod
     def load(self) -> dict[str, Split]:
         """Return at least ``train`` and ``test`` splits; ``val`` is optional."""

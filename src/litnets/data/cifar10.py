@@ -88,26 +88,37 @@ class CIFAR10DataModule(InMemoryDataModule):
     def class_names(self) -> list[str]:
         return CLASSES
 
-    def _read_members(self) -> dict[str, bytes]:
+    def _source(self) -> Path:
+        """The extracted folder if complete, else the archive; a clear error if neither."""
         folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
         names = TRAIN_BATCHES + TEST_BATCHES
         if all((folder / name).is_file() for name in names):
-            return {name: (folder / name).read_bytes() for name in names}
+            return folder
         if archive.is_file():
-            try:
-                with tarfile.open(archive, "r:gz") as tar:
-                    members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-                    missing = [name for name in names if name not in members]
-                    if missing:
-                        raise DataError(f"{archive} lacks the batches {', '.join(missing)}")
-                    return {name: tar.extractfile(members[name]).read() for name in names}
-            except (tarfile.TarError, OSError, EOFError) as err:
-                raise DataError(f"{archive} is truncated or corrupt: {err}") from err
+            return archive
         raise DataError(
             f"CIFAR-10 not found. Expected the folder {folder}/ with "
             f"{', '.join(names)}, or the archive {archive} (torchvision's layout). "
             "Point data.data_dir (or LITNETS_DATA_DIR) at the folder that holds them."
         )
+
+    def check_available(self) -> None:
+        self._source()
+
+    def _read_members(self) -> dict[str, bytes]:
+        source = self._source()
+        names = TRAIN_BATCHES + TEST_BATCHES
+        if source.is_dir():
+            return {name: (source / name).read_bytes() for name in names}
+        try:
+            with tarfile.open(source, "r:gz") as tar:
+                members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+                missing = [name for name in names if name not in members]
+                if missing:
+                    raise DataError(f"{source} lacks the batches {', '.join(missing)}")
+                return {name: tar.extractfile(members[name]).read() for name in names}
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise DataError(f"{source} is truncated or corrupt: {err}") from err
 
     def load(self) -> dict[str, Split]:
         raw = self._read_members()

@@ -96,6 +96,11 @@ class MNISTDataModule(InMemoryDataModule):
             f" at the folder that holds {self.folder}/raw/."
         )
 
+    def check_available(self) -> None:
+        for pair in FILES.values():
+            for name in pair:
+                self.locate(name)
+
     def load(self) -> dict[str, Split]:
         splits = {}
         for split, (images_file, labels_file) in FILES.items():

@@ -1,0 +1,127 @@
+"""The real ``scripts/train.py``, run as a user runs it: defaults, every pair, every group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import check_ok, read_metrics, run_dirs, run_script
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory) -> tuple[Path, str]:
+    """``python scripts/train.py`` with no arguments: the README's first command."""
+    log_dir = tmp_path_factory.mktemp("iris-default")
+    result = run_script("train.py", log_dir=log_dir)
+    check_ok(result)
+    (run_dir,) = run_dirs(log_dir)
+    return run_dir, result.stdout
+
+
+def test_default_run_reaches_the_tutorial_accuracy(iris_run) -> None:
+    run_dir, _ = iris_run
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "completed"
+    assert metrics["data"] == "IrisDataModule"
+    assert metrics["test"]["test/acc"] >= 0.96
+    assert metrics["epochs"] == 1000
+    assert metrics["wall_time_s"] < 60
+
+
+def test_metrics_json_records_the_run(iris_run) -> None:
+    run_dir, _ = iris_run
+    metrics = read_metrics(run_dir)
+    assert set(metrics) >= {"test", "best_val", "epochs", "wall_time_s", "checkpoints", "seed"}
+    assert metrics["best_val"]["val/acc"] == metrics["best_val"]["val/acc_best"]
+    assert 0 < metrics["test"]["test/loss"] < 1
+    assert Path(metrics["checkpoints"]["best"]).is_file()
+    assert Path(metrics["checkpoints"]["last"]).name == "last.ckpt"
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_summary_says_where_things_are(iris_run) -> None:
+    run_dir, stdout = iris_run
+    assert str(run_dir) in stdout
+    assert "test/acc=" in stdout
+    assert "tensorboard --logdir" in stdout
+
+
+def test_tensorboard_has_every_curve(iris_run) -> None:
+    run_dir, _ = iris_run
+    tags = scalar_tags(run_dir)
+    expected = {"train/loss", "train/acc", "train/loss_step", "val/loss", "val/acc"}
+    expected |= {"val/acc_best", "test/loss", "test/acc", "lr-Adam"}
+    assert expected <= tags, expected - tags
+
+
+def test_every_model_and_data_pair_trains(tmp_path, tiny_data_dir) -> None:
+    """One smoke fit per sensible pair, through Hydra multirun (one process per group)."""
+    common = ["trainer.max_epochs=2", "logger=none", "trainer.enable_model_summary=false"]
+    sweeps = [
+        ["data=mnist,fashion_mnist,cifar10", "model=mlp,softmax,cnn", "data.val_size=16"],
+        ["data=iris", "model=mlp,softmax"],
+        ["data=sine", "model=mlp,poly,linear", "trainer.check_val_every_n_epoch=1"],
+        ["data=linear", "model=mlp,linear"],
+    ]
+    expected = 9 + 2 + 3 + 2
+    for sweep in sweeps:
+        overrides = ["-m", *sweep, *common, f"paths.data_dir={tiny_data_dir}"]
+        check_ok(run_script("train.py", *overrides, log_dir=tmp_path))
+    runs = [read_metrics(d) for d in run_dirs(tmp_path)]
+    assert len(runs) == expected
+    pairs = {(m["data"], m["model"]) for m in runs}
+    assert len(pairs) == expected
+    for metrics in runs:
+        assert metrics["status"] == "completed"
+        assert metrics["epochs"] == 2
+        key = "test/acc" if metrics["task"] == "classification" else "test/mse"
+        assert key in metrics["test"]
+
+
+def test_every_group_overridden_on_the_command_line(tmp_path) -> None:
+    run_dir = tmp_path / "my-run"
+    overrides = [
+        "data=iris",
+        "model=softmax",
+        "optimizer=sgd",
+        "optimizer.lr=0.5",
+        "scheduler=cosine",
+        "trainer=cpu",
+        "trainer.max_epochs=30",
+        "logger=csv",
+        "callbacks=early_stopping",
+        "seed=7",
+        f"hydra.run.dir={run_dir}",
+    ]
+    check_ok(run_script("train.py", *overrides, log_dir=tmp_path))
+    metrics = read_metrics(run_dir)
+    assert metrics["model"] == "SoftmaxRegression"
+    assert metrics["seed"] == 7
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    for text in ("CosineAnnealingLR", "torch.optim.SGD", "EarlyStopping", "accelerator: cpu"):
+        assert text in config
+
+
+def test_missing_mnist_is_one_clear_message(tmp_path) -> None:
+    result = run_script("train.py", "data=mnist", f"paths.data_dir={tmp_path}", log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("litnets: error: MNIST files not found")
+    assert str(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_groups(tmp_path) -> None:
+    result = run_script("train.py", "--help", log_dir=tmp_path)
+    check_ok(result)
+    for line in ("data: cifar10, fashion_mnist, iris, linear, mnist, sine", "model: cnn, linear"):
+        assert line in result.stdout
+    assert "scheduler: cosine, default, multistep, none, onecycle, plateau, step" in result.stdout
