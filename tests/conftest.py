@@ -103,6 +103,7 @@ def run_script(
     script: str, *overrides: str, log_dir: Path, timeout: float = 600, **env: str
 ) -> subprocess.CompletedProcess:
     """Run ``scripts/<script>`` as a user would, logging under ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "LITNETS_LOG_DIR": str(log_dir), "PYTHONUNBUFFERED": "1", **env}
     environment.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,11 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from litnets import checkpoints
 from litnets.data.base import InMemoryDataModule
 from litnets.errors import ConfigError, DivergenceError, LitnetsError
+from litnets.inputs import load_inputs
+from litnets.models import saved
 from litnets.models.base import Architecture
 from litnets.tasks import TASKS, SchedulerSpec, Task
 
@@ -193,8 +198,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "model": cfg.model._target_.rsplit(".", 1)[-1],
         "seed": cfg.seed,
     }
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        checkpoint = checkpoints.load(ckpt_path)
+        checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
+        ckpt_path = checkpoint["path"]
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     except DivergenceError as err:
         summary.update(status="diverged", error=str(err))
         _finish(trainer, output_dir, summary, started)
@@ -259,3 +269,123 @@ def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
     if log_dir:
         lines.append(f"  TensorBoard  tensorboard --logdir {log_dir}")
     return "\n".join(lines)
+
+
+# ---- using a trained model ----------------------------------------------------------------------
+
+
+@dataclass
+class Restored:
+    """A trained run rebuilt from its checkpoint alone."""
+
+    config: DictConfig
+    datamodule: InMemoryDataModule
+    model: Architecture
+    task: Task
+    checkpoint_path: str
+
+
+def restore(ckpt_path: str, data_dir: str | None = None) -> Restored:
+    """Rebuild data, model and task from the run config saved in the checkpoint."""
+    checkpoint = checkpoints.load(ckpt_path)
+    cfg = checkpoints.run_config(checkpoint)
+    if data_dir is not None and "data_dir" in cfg.data:
+        cfg.data.data_dir = str(data_dir)
+    datamodule = build_datamodule(cfg)
+    kind = task_kind(cfg, datamodule)
+    model = build_model(cfg, datamodule, kind)
+    task = build_task(cfg, model, kind, datamodule.num_outputs)
+    checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
+    task.load_state_dict(checkpoint["state_dict"])
+    task.eval()
+    return Restored(cfg, datamodule, model, task, checkpoint["path"])
+
+
+def _inference_trainer(cfg: DictConfig) -> L.Trainer:
+    return L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test a checkpoint on its run's test set; write ``metrics.json`` to this run dir."""
+    started = time.perf_counter()
+    restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
+    restored.datamodule.check_available()
+    trainer = _inference_trainer(cfg)
+    trainer.test(restored.task, datamodule=restored.datamodule, verbose=False)
+    summary = {
+        "status": "completed",
+        "checkpoint": restored.checkpoint_path,
+        "test": _scalars(trainer.callback_metrics, "test/"),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "run_dir": str(cfg.paths.output_dir),
+    }
+    write_json(Path(cfg.paths.output_dir) / "metrics.json", summary)
+    return summary
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Predict on images, CSV rows or test samples; write ``predictions.csv``."""
+    restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
+    inputs, names, targets = load_inputs(str(cfg.input), restored.datamodule, cfg.num_samples)
+    with torch.no_grad():
+        outputs = restored.model.eval()(inputs)
+    rows: list[dict[str, Any]] = []
+    if restored.task.kind == "classification":
+        labels = restored.datamodule.class_names or [str(i) for i in range(outputs.shape[1])]
+        probabilities = outputs.softmax(dim=1)
+        top = probabilities.topk(min(cfg.top_k, probabilities.shape[1]), dim=1)
+        for i, name in enumerate(names):
+            ranked = [
+                (labels[j], p)
+                for p, j in zip(top.values[i].tolist(), top.indices[i].tolist(), strict=True)
+            ]
+            row = {"input": name, "prediction": ranked[0][0], "probability": round(ranked[0][1], 6)}
+            row["top_k"] = "; ".join(f"{label} {p:.4f}" for label, p in ranked)
+            if targets is not None:
+                row["true"] = labels[int(targets[i])]
+            rows.append(row)
+    else:
+        for i, name in enumerate(names):
+            row = {"input": name, "prediction": [round(v, 6) for v in outputs[i].tolist()]}
+            if len(row["prediction"]) == 1:
+                row["prediction"] = row["prediction"][0]
+            if targets is not None:
+                row["true"] = [round(v, 6) for v in targets[i].flatten().tolist()]
+            rows.append(row)
+    write_csv(Path(cfg.paths.output_dir) / "predictions.csv", rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def export(cfg: DictConfig) -> dict[str, str]:
+    """Write the model as ``model.pt`` + ``model.json`` (and ``model.pt2`` via torch.export)."""
+    restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
+    model, datamodule = restored.model.eval(), restored.datamodule
+    out = Path(cfg.paths.output_dir)
+    kwargs = {k: v for k, v in _plain(restored.config.model).items() if k != "_target_"}
+    kwargs |= {"input_shape": list(datamodule.input_shape), "num_outputs": datamodule.num_outputs}
+    saved.save(
+        model, kwargs, out, class_names=datamodule.class_names, source=restored.checkpoint_path
+    )
+    files = {"weights": str(out / saved.WEIGHTS), "spec": str(out / saved.SPEC)}
+    if "torch_export" in cfg.formats:
+        example = torch.zeros(2, *datamodule.input_shape)
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, out / "model.pt2")
+        files["torch_export"] = str(out / "model.pt2")
+    return files

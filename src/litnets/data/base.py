@@ -178,6 +178,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def class_names(self) -> list[str] | None:
         return None
 
+    def encode(self, raw: Tensor) -> Tensor:
+        """Inputs in the dataset's own units (pixels 0-255, centimetres, x) → model inputs.
+
+        The same transformation ``load``/``preprocess`` apply, so prediction on user files
+        sees exactly what training saw.
+        """
+        return raw.float()
+
     def check_available(self) -> None:
         """Raise ``DataError`` now if the files are missing, before any training is set up."""
 

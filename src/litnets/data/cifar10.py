@@ -88,6 +88,10 @@ class CIFAR10DataModule(InMemoryDataModule):
     def class_names(self) -> list[str]:
         return CLASSES
 
+    def encode(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, 32, 32) → ToTensor scaling, then per-channel Normalize."""
+        return raw.float().div_(255.0).sub_(self.mean).div_(self.std)
+
     def _source(self) -> Path:
         """The extracted folder if complete, else the archive; a clear error if neither."""
         folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
@@ -127,6 +131,5 @@ class CIFAR10DataModule(InMemoryDataModule):
             parts = [load_batch(raw[name], name) for name in names]
             images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
             labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-            pixels = images.float().div_(255.0).sub_(self.mean).div_(self.std)
-            splits[split] = (pixels, labels)
+            splits[split] = (self.encode(images), labels)
         return splits

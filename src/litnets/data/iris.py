@@ -28,6 +28,7 @@ class IrisDataModule(InMemoryDataModule):
         self.test_size = test_size
         self.split_random_state = split_random_state
         self.scale = scale
+        self.scaler: MinMaxScaler | None = None
         self._class_names = [str(name) for name in load_iris().target_names]
 
     @property
@@ -53,10 +54,14 @@ class IrisDataModule(InMemoryDataModule):
         }
 
     def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
+        if self.scale:
+            self.scaler = MinMaxScaler().fit(splits["train"][0].numpy())
+        return {name: (self.encode(x), y) for name, (x, y) in splits.items()}
+
+    def encode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Measurements in cm → the MinMax scaling fitted on the training rows."""
         if not self.scale:
-            return splits
-        scaler = MinMaxScaler().fit(splits["train"][0].numpy())
-        return {
-            name: (torch.as_tensor(scaler.transform(x.numpy()), dtype=torch.float32), y)
-            for name, (x, y) in splits.items()
-        }
+            return raw.float()
+        if self.scaler is None:
+            self.setup()
+        return torch.as_tensor(self.scaler.transform(raw.double().numpy()), dtype=torch.float32)

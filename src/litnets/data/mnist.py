@@ -96,6 +96,10 @@ class MNISTDataModule(InMemoryDataModule):
             f" at the folder that holds {self.folder}/raw/."
         )
 
+    def encode(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 1, 28, 28) → ToTensor scaling, then Normalize(mean, std)."""
+        return raw.float().div_(255.0).sub_(self.mean).div_(self.std)
+
     def check_available(self) -> None:
         for pair in FILES.values():
             for name in pair:
@@ -108,8 +112,7 @@ class MNISTDataModule(InMemoryDataModule):
             labels = torch.from_numpy(read_idx(self.locate(labels_file)).astype(np.int64))
             if images.ndim != 3 or len(images) != len(labels):
                 raise DataError(f"{self.raw_dir}: {split} images and labels do not match")
-            pixels = images.unsqueeze(1).float().div_(255.0)
-            splits[split] = (pixels.sub_(self.mean).div_(self.std), labels)
+            splits[split] = (self.encode(images.unsqueeze(1)), labels)
         return splits
 
 

@@ -1,0 +1,73 @@
+"""Loading checkpoints safely, with one-line errors instead of state-dict dumps."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from litnets.errors import CheckpointError
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, or a run dir (its ``best.ckpt``, else its ``last.ckpt``)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in ("best.ckpt", "last.ckpt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise CheckpointError(f"no checkpoints/best.ckpt or checkpoints/last.ckpt in {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a litnets checkpoint with ``weights_only=True``: tensors and plain data only."""
+    path = resolve(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    config = checkpoint.get("hyper_parameters", {}).get("config")
+    if not config:
+        raise CheckpointError(f"{path} was not written by litnets (no run config inside)")
+    checkpoint["path"] = str(path)
+    return checkpoint
+
+
+def run_config(checkpoint: dict[str, Any]) -> DictConfig:
+    """The composed config of the run that wrote the checkpoint."""
+    return OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+
+
+def check_fits(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Raise one clear line when ``state_dict`` was saved from a different architecture."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    reshaped = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if missing or unexpected or reshaped:
+        details = []
+        if reshaped:
+            details.append(f"{len(reshaped)} with other shapes (first: {reshaped[0]})")
+        if missing:
+            details.append(f"{len(missing)} missing (first: {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+        raise CheckpointError(
+            f"{source} holds weights for a different model or dataset than this config: "
+            + "; ".join(details)
+        )
