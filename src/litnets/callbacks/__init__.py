@@ -1,0 +1,1 @@
+"""Lightning callbacks: pictures for TensorBoard and the HPARAMS summary."""
