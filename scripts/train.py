@@ -8,11 +8,15 @@ Examples::
     python scripts/train.py --help                           # every group and option
 """
 
-import hydra
-from omegaconf import DictConfig
+import time
 
-from litnets.cli import report_errors
-from litnets.config import CONFIG_DIR
+PROCESS_STARTED_AT = time.perf_counter()  # before the heavy imports: start-up is measured
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from litnets.cli import report_errors  # noqa: E402
+from litnets.config import CONFIG_DIR  # noqa: E402
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
@@ -20,7 +24,7 @@ from litnets.config import CONFIG_DIR
 def main(cfg: DictConfig) -> float | None:
     from litnets.run import format_summary, train
 
-    summary = train(cfg)
+    summary = train(cfg, process_started_at=PROCESS_STARTED_AT)
     print(format_summary(summary, cfg.paths.log_dir))
     return summary.get("objective")
 

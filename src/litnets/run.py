@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,9 +171,26 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+class _FirstStepClock(L.Callback):
+    """Notes when training starts: the end of start-up (no per-step hook, so no per-step cost)."""
+
+    def __init__(self) -> None:
+        self.first_step_at: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_step_at = time.perf_counter()
+
+
+def train(
+    cfg: DictConfig,
+    *,
+    extra_callbacks: Sequence[L.Callback] = (),
+    process_started_at: float | None = None,
+) -> dict[str, Any]:
     """Fit, then test, one configured run; write ``metrics.json`` to its run dir.
 
+    ``process_started_at`` (a ``time.perf_counter()`` taken before the heavy imports) lets
+    the summary report start-up time: imports, config, data and setup until the first step.
     Returns the same summary that goes into ``metrics.json``.
     """
     started = time.perf_counter()
@@ -188,7 +206,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model.compile()
     task = build_task(cfg, model, kind, datamodule.num_outputs)
     loggers = build_loggers(cfg)
-    callbacks = build_callbacks(cfg, task, has_logger=bool(loggers))
+    clock = _FirstStepClock()
+    callbacks = [*build_callbacks(cfg, task, has_logger=bool(loggers)), *extra_callbacks, clock]
     trainer = build_trainer(cfg, callbacks, loggers)
 
     summary: dict[str, Any] = {
@@ -231,6 +250,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["status"] = "completed"
     summary["learned"] = model.learned_parameters() if isinstance(model, Architecture) else {}
     summary["fit_time_s"] = round(fit_seconds, 3)
+    summary["train_samples"] = len(datamodule.splits["train"][0])
+    if process_started_at is not None and clock.first_step_at is not None:
+        summary["startup_s"] = round(clock.first_step_at - process_started_at, 3)
     return _finish(trainer, output_dir, summary, started)
 
 
@@ -264,6 +286,8 @@ def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
     for key, value in summary.get("learned", {}).items():
         if key != "coefficients":
             lines.append(f"  learned {key:<5}{value}")
+    if "startup_s" in summary:
+        lines.append(f"  startup      {summary['startup_s']:.2f} s to the first training step")
     if summary.get("checkpoints", {}).get("best"):
         lines.append(f"  checkpoint   {summary['checkpoints']['best']}")
     if log_dir:

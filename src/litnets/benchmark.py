@@ -1,0 +1,294 @@
+"""Side-by-side timing of one experiment: the tutorial's loop, the best plain loop, litnets.
+
+All three train the same model with the same optimizer on the same data, for the same
+number of epochs, in one process, and evaluate once per epoch:
+
+* ``tutorial`` — torchvision dataset + ``DataLoader`` + per-sample ``ToTensor``/``Normalize``,
+  as seeds 002 and 004 write it (image datasets only);
+* ``plain`` — the fastest hand-written loop: in-memory tensors, shuffled index batches;
+* ``litnets`` — ``litnets.run.train`` on the composed config, validation and test included.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from litnets import run
+from litnets.data.mnist import FILES, MNISTDataModule
+from litnets.errors import ConfigError
+
+
+@dataclass
+class Timing:
+    name: str
+    epoch_seconds: list[float] = field(default_factory=list)
+    total_s: float = 0.0
+    startup_s: float | None = None
+    samples_per_epoch: int = 0
+    test_acc: float | None = None
+
+    @property
+    def steady_epoch_s(self) -> float:
+        """Median epoch time after the first (warm-up) epoch."""
+        later = self.epoch_seconds[1:] or self.epoch_seconds
+        return statistics.median(later)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "epoch_seconds"},
+            "epoch_seconds": [round(s, 3) for s in self.epoch_seconds],
+            "steady_epoch_s": round(self.steady_epoch_s, 3),
+            "samples_per_s": round(self.samples_per_epoch / self.steady_epoch_s),
+        }
+
+
+class _EpochTimer(L.Callback):
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Validation runs before this hook, so an epoch here is training + validation.
+        self.timing.epoch_seconds.append(time.perf_counter() - self.start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device(cfg: DictConfig) -> torch.device:
+    wanted = str(cfg.trainer.accelerator)
+    if wanted in {"gpu", "cuda"} or (wanted == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _hand_written_loop(
+    name: str,
+    cfg: DictConfig,
+    epochs: int,
+    train_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    test_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    num_samples: int,
+    datamodule: MNISTDataModule,
+    device: torch.device,
+) -> Timing:
+    """The loop every tutorial writes: step, then evaluate the test set each epoch."""
+    timing = Timing(name, samples_per_epoch=num_samples)
+    L.seed_everything(cfg.seed, verbose=False)
+    model = run.build_model(cfg, datamodule, "classification").to(device)
+    optimizer = run._instantiate(cfg.optimizer, "optimizer")(model.parameters())
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        for x, y in train_batches(epoch):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in test_batches():
+                x, y = x.to(device), y.to(device)
+                correct += (model(x).argmax(1) == y).sum()
+                total += len(y)
+        timing.test_acc = (correct / total).item()
+        _sync(device)
+        timing.epoch_seconds.append(time.perf_counter() - epoch_start)
+    timing.total_s = time.perf_counter() - started
+    return timing
+
+
+def tutorial_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
+    """torchvision ``MNIST`` + ``DataLoader`` with per-sample transforms (seed 002)."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    datamodule = run.build_datamodule(cfg)
+    if not isinstance(datamodule, MNISTDataModule):
+        raise ConfigError("the tutorial-style loop reads MNIST-format data only")
+    datamodule.check_available()
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize([datamodule.mean], [datamodule.std])]
+    )
+    dataset_class = {"MNIST": datasets.MNIST, "FashionMNIST": datasets.FashionMNIST}[
+        datamodule.folder
+    ]
+    with tempfile.TemporaryDirectory() as root:
+        # torchvision reads extracted files from <root>/<folder>/raw: give it a private copy.
+        raw = Path(root) / datamodule.folder / "raw"
+        raw.mkdir(parents=True)
+        for name in (n for pair in FILES.values() for n in pair):
+            source = datamodule.locate(name)
+            if source.suffix == ".gz":
+                with gzip.open(source) as packed:
+                    (raw / name).write_bytes(packed.read())
+            else:
+                (raw / name).symlink_to(source.resolve())
+        train_set = dataset_class(root, train=True, transform=transform)
+        test_set = dataset_class(root, train=False, transform=transform)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        train_loader = DataLoader(train_set, cfg.data.batch_size, shuffle=True, generator=generator)
+        test_loader = DataLoader(test_set, cfg.data.eval_batch_size, shuffle=False)
+        return _hand_written_loop(
+            "tutorial", cfg, epochs, lambda epoch: train_loader, lambda: test_loader,
+            len(train_set), datamodule, device,
+        )  # fmt: skip
+
+
+def plain_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
+    """In-memory tensors on the device, one shuffled index vector per epoch."""
+    datamodule = run.build_datamodule(cfg)
+    splits = datamodule.load()
+    x_train, y_train = (t.to(device) for t in splits["train"])
+    x_test, y_test = (t.to(device) for t in splits["test"])
+    batch, eval_batch = cfg.data.batch_size, cfg.data.eval_batch_size
+
+    def train_batches(epoch: int):
+        order = torch.randperm(len(x_train), device=device)
+        for start in range(0, len(order), batch):
+            index = order[start : start + batch]
+            yield x_train[index], y_train[index]
+
+    def test_batches():
+        for start in range(0, len(x_test), eval_batch):
+            yield x_test[start : start + eval_batch], y_test[start : start + eval_batch]
+
+    return _hand_written_loop(
+        "plain", cfg, epochs, train_batches, test_batches, len(x_train), datamodule, device
+    )
+
+
+def litnets_pipeline(cfg: DictConfig, epochs: int) -> Timing:
+    """The real ``train`` function, with an epoch timer attached."""
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.update(cfg, "trainer.max_epochs", epochs)
+    OmegaConf.update(cfg, "pictures", False)
+    timing = Timing("litnets")
+    started = time.perf_counter()
+    summary = run.train(cfg, extra_callbacks=[_EpochTimer(timing)])
+    timing.total_s = time.perf_counter() - started
+    timing.samples_per_epoch = summary["train_samples"]
+    timing.test_acc = summary.get("test", {}).get("test/acc")
+    return timing
+
+
+def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
+    """(bare ``import torch, lightning``, litnets until its first training step), in seconds.
+
+    Both are measured in fresh interpreters, so nothing is cached by this process.
+    """
+    bare = subprocess.run(
+        [sys.executable, "-c", "import time; t = time.perf_counter(); import torch, lightning; "
+         "print(time.perf_counter() - t)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
+    result = subprocess.run(
+        [sys.executable, str(script), *overrides, "trainer.max_steps=1", "pictures=false",
+         "test_after_fit=false", "logger=none", f"paths.log_dir={log_dir}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    for line in result.stdout.splitlines():
+        if line.strip().startswith("startup"):
+            return float(bare.stdout.strip()), float(line.split()[1])
+    raise RuntimeError(f"the startup run failed:\n{result.stderr[-2000:]}")
+
+
+def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """Run the competitors; ``overrides`` (the command line) also drive the start-up run."""
+    device = _device(cfg)
+    epochs = int(cfg.epochs)
+    timings: dict[str, Timing] = {}
+    for name in cfg.competitors:
+        print(f"litnets benchmark: {name} ({epochs} epochs on {device.type})", flush=True)
+        if name == "tutorial":
+            timings[name] = tutorial_loop(cfg, epochs, device)
+        elif name == "plain":
+            timings[name] = plain_loop(cfg, epochs, device)
+        elif name == "litnets":
+            timings[name] = litnets_pipeline(cfg, epochs)
+        else:
+            raise ConfigError(f"unknown competitor {name!r}: use tutorial, plain, litnets")
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else _cpu_name(),
+        "epochs": epochs,
+        "runs": {name: timing.row() for name, timing in timings.items()},
+    }
+    if cfg.measure_startup:
+        train_overrides = [
+            o
+            for o in overrides
+            if o.split("=")[0] not in {"epochs", "competitors", "measure_startup"}
+        ]
+        bare, ours = startup_seconds(train_overrides, str(Path(cfg.paths.output_dir) / "startup"))
+        report["startup"] = {
+            "import_torch_lightning_s": round(bare, 3),
+            "litnets_to_first_step_s": round(ours, 3),
+            "ratio": round(ours / bare, 3),
+        }
+    if "litnets" in timings:
+        ours = timings["litnets"]
+        for other in ("tutorial", "plain"):
+            if other in timings:
+                report[f"epoch_ratio_litnets_over_{other}"] = round(
+                    ours.steady_epoch_s / timings[other].steady_epoch_s, 3
+                )
+                report[f"total_ratio_litnets_over_{other}"] = round(
+                    ours.total_s / timings[other].total_s, 3
+                )
+    return report
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"device: {report['device']}, {report['epochs']} epochs",
+        f"{'':10}{'epoch (s)':>11}{'total (s)':>11}{'samples/s':>11}{'test acc':>10}",
+    ]
+    for name, row in report["runs"].items():
+        acc = f"{row['test_acc']:.4f}" if row["test_acc"] is not None else "-"
+        lines.append(
+            f"{name:10}{row['steady_epoch_s']:>11.2f}{row['total_s']:>11.2f}{row['samples_per_s']:>11}{acc:>10}"
+        )
+    for key, value in report.items():
+        if key.startswith(("epoch_ratio", "total_ratio")):
+            lines.append(f"{key}: {value}")
+    if "startup" in report:
+        s = report["startup"]
+        lines.append(
+            f"start-up: import torch+lightning {s['import_torch_lightning_s']:.2f} s, "
+            f"litnets to first step {s['litnets_to_first_step_s']:.2f} s (ratio {s['ratio']})"
+        )
+    return "\n".join(lines)

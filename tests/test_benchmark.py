@@ -1,0 +1,25 @@
+"""The side-by-side benchmark runs end to end (tiny data: timings here prove nothing)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import check_ok, run_script
+
+
+def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
+    overrides = [f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "epochs=2"]
+    result = run_script("benchmark.py", *overrides, log_dir=tmp_path)
+    check_ok(result)
+    (report_file,) = tmp_path.rglob("benchmark.json")
+    report = json.loads(report_file.read_text())
+    assert set(report["runs"]) == {"tutorial", "plain", "litnets"}
+    for row in report["runs"].values():
+        assert len(row["epoch_seconds"]) == 2
+        assert row["steady_epoch_s"] > 0
+        assert 0.0 <= row["test_acc"] <= 1.0
+    assert report["runs"]["litnets"]["samples_per_epoch"] == 96 - 16
+    assert report["runs"]["plain"]["samples_per_epoch"] == 96
+    assert report["epoch_ratio_litnets_over_plain"] > 0
+    assert report["startup"]["ratio"] > 0
+    assert "litnets_over_tutorial" in result.stdout
