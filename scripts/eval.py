@@ -1,9 +1,11 @@
 """Test a trained model again: ``python scripts/eval.py ckpt_path=<run dir or .ckpt>``."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import report_errors
+from litnets.cli import check_group_choices, report_errors
 from litnets.config import CONFIG_DIR
 
 
@@ -19,4 +21,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()

@@ -1,9 +1,11 @@
 """Export a trained model: ``python scripts/export.py ckpt_path=<run dir or .ckpt>``."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import report_errors
+from litnets.cli import check_group_choices, report_errors
 from litnets.config import CONFIG_DIR
 
 
@@ -18,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()

@@ -4,10 +4,12 @@
 or a CSV of feature rows (tabular and regression models).
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import report_errors
+from litnets.cli import check_group_choices, report_errors
 from litnets.config import CONFIG_DIR
 
 
@@ -23,4 +25,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()

@@ -12,10 +12,13 @@ import time
 
 PROCESS_STARTED_AT = time.perf_counter()  # before the heavy imports: start-up is measured
 
+import sys  # noqa: E402
+
 import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from litnets.cli import report_errors  # noqa: E402
+from litnets.cli import check_group_choices, report_errors  # noqa: E402
 from litnets.config import CONFIG_DIR  # noqa: E402
 
 
@@ -24,10 +27,12 @@ from litnets.config import CONFIG_DIR  # noqa: E402
 def main(cfg: DictConfig) -> float | None:
     from litnets.run import format_summary, train
 
-    summary = train(cfg, process_started_at=PROCESS_STARTED_AT)
+    overrides = list(HydraConfig.get().overrides.task)
+    summary = train(cfg, process_started_at=PROCESS_STARTED_AT, overrides=overrides)
     print(format_summary(summary, cfg.paths.log_dir))
     return summary.get("objective")
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,8 @@ CONFIG_DIR = REPO_ROOT / "conf"
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("litnets.root"):
         OmegaConf.register_new_resolver("litnets.root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("litnets.pid"):
+        OmegaConf.register_new_resolver("litnets.pid", lambda: str(os.getpid()))
 
 
 _register_resolvers()

@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from litnets import checkpoints
 from litnets.data.base import InMemoryDataModule
-from litnets.errors import ConfigError, DivergenceError, LitnetsError
+from litnets.errors import CheckpointError, ConfigError, DivergenceError, LitnetsError
 from litnets.inputs import load_inputs
 from litnets.models import saved
 from litnets.models.base import Architecture
@@ -29,11 +30,13 @@ from litnets.tasks import TASKS, SchedulerSpec, Task
 
 
 def _quiet_lightning() -> None:
-    """Drop Lightning's advertising tips and a warning about a deliberate override."""
+    """Drop Lightning's advertising tips and warnings about deliberate choices."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not str(record.msg).startswith("💡")
     )
     warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+    # Full-batch runs have one step per epoch; litnets logs steps by global step anyway.
+    warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
 
 
 _quiet_lightning()
@@ -147,6 +150,11 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
+    if str(cfg.trainer.accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator=gpu, but no CUDA GPU is available here "
+            "(torch.cuda.is_available() is False): use trainer=auto or trainer=cpu"
+        )
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, L.Trainer):
         raise ConfigError("trainer._target_ must be a lightning Trainer")
@@ -171,6 +179,43 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def latest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The ``last.ckpt`` written at the end of the latest epoch, if any."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is None and callback.best_model_path:
+            return callback.best_model_path
+    return None
+
+
+class _RunRecorder(L.Callback):
+    """Marks the run dir when training stops early: ``metrics.json`` says how and where."""
+
+    def __init__(self, output_dir: Path, summary: dict[str, Any]) -> None:
+        self.output_dir = output_dir
+        self.summary = summary
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, DivergenceError):
+            status = "diverged"
+        elif (
+            isinstance(exception, KeyboardInterrupt)
+            or type(exception).__name__ == "SIGTERMException"
+        ):
+            status = "interrupted"
+        else:
+            status = "failed"
+        self.summary.update(status=status, error=f"{type(exception).__name__}: {exception}")
+        last = latest_checkpoint(trainer)
+        if last:
+            self.summary["resume_from"] = last
+        self.summary.update(epochs=trainer.current_epoch, global_steps=trainer.global_step)
+        self.summary["run_dir"] = str(self.output_dir)
+        if trainer.is_global_zero:
+            write_json(self.output_dir / "metrics.json", self.summary)
+
+
 class _FirstStepClock(L.Callback):
     """Notes when training starts: the end of start-up (no per-step hook, so no per-step cost)."""
 
@@ -186,14 +231,19 @@ def train(
     *,
     extra_callbacks: Sequence[L.Callback] = (),
     process_started_at: float | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fit, then test, one configured run; write ``metrics.json`` to its run dir.
 
     ``process_started_at`` (a ``time.perf_counter()`` taken before the heavy imports) lets
     the summary report start-up time: imports, config, data and setup until the first step.
+    With ``resume=<run dir>`` the run continues in that dir from its ``last.ckpt`` under its
+    own saved config, with the ``key=value`` ``overrides`` of this command on top.
     Returns the same summary that goes into ``metrics.json``.
     """
     started = time.perf_counter()
+    if cfg.get("resume"):
+        cfg = resumed_config(cfg, overrides)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -205,11 +255,6 @@ def train(
     if cfg.compile:
         model.compile()
     task = build_task(cfg, model, kind, datamodule.num_outputs)
-    loggers = build_loggers(cfg)
-    clock = _FirstStepClock()
-    callbacks = [*build_callbacks(cfg, task, has_logger=bool(loggers)), *extra_callbacks, clock]
-    trainer = build_trainer(cfg, callbacks, loggers)
-
     summary: dict[str, Any] = {
         "status": "running",
         "task": kind,
@@ -217,33 +262,42 @@ def train(
         "model": cfg.model._target_.rsplit(".", 1)[-1],
         "seed": cfg.seed,
     }
+    loggers = build_loggers(cfg)
+    clock = _FirstStepClock()
+    callbacks = [
+        *build_callbacks(cfg, task, has_logger=bool(loggers)),
+        *extra_callbacks,
+        clock,
+        _RunRecorder(output_dir, summary),
+    ]
+    trainer = build_trainer(cfg, callbacks, loggers)
+
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
         checkpoint = checkpoints.load(ckpt_path)
         checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
         ckpt_path = checkpoint["path"]
-    try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
-    except DivergenceError as err:
-        summary.update(status="diverged", error=str(err))
-        _finish(trainer, output_dir, summary, started)
-        raise
+        summary["resumed_from"] = ckpt_path
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - started
     summary["best_val"] = _scalars(trainer.callback_metrics, "val/")
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None:
         summary["checkpoints"] = {
             "best": checkpoint.best_model_path or None,
-            "last": checkpoint.last_model_path or None,
+            "last": latest_checkpoint(trainer),
         }
         if checkpoint.best_model_score is not None:
             summary["best_val"][checkpoint.monitor] = float(checkpoint.best_model_score)
     if trainer.interrupted:
         summary["status"] = "interrupted"
     elif cfg.test_after_fit:
-        ckpt = cfg.test_ckpt if checkpoint is not None and checkpoint.best_model_path else None
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-        summary["tested_checkpoint"] = ckpt or "final weights"
+        if cfg.test_ckpt not in {"best", "last"}:
+            raise ConfigError(f"test_ckpt must be best or last, got {cfg.test_ckpt!r}")
+        best = checkpoint.best_model_path if checkpoint is not None else None
+        ckpt = best if cfg.test_ckpt == "best" else latest_checkpoint(trainer)
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)
+        summary["tested_checkpoint"] = (cfg.test_ckpt if ckpt else None) or "final weights"
         summary["test"] = _scalars(trainer.callback_metrics, "test/")
         summary["status"] = "completed"
     else:
@@ -254,6 +308,29 @@ def train(
     if process_started_at is not None and clock.first_step_at is not None:
         summary["startup_s"] = round(clock.first_step_at - process_started_at, 3)
     return _finish(trainer, output_dir, summary, started)
+
+
+def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The saved config of the run in ``cfg.resume``, set to continue from its last.ckpt."""
+    run_dir = Path(str(cfg.resume)).expanduser().resolve()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise CheckpointError(f"cannot resume {run_dir}: it has no checkpoints/last.ckpt")
+    saved = checkpoints.run_config(checkpoints.load(last))
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "resume":
+            continue
+        if "." not in key:
+            raise ConfigError(
+                f"resume continues a run under its own config: change values (key=value), "
+                f"not groups ({override})"
+            )
+        OmegaConf.update(saved, key.lstrip("+"), yaml.safe_load(value), force_add=True)
+    saved.paths.output_dir = str(run_dir)
+    saved.ckpt_path = str(last)
+    saved.resume = None
+    return saved
 
 
 def _finish(

@@ -187,6 +187,20 @@ class Task(L.LightningModule):
             return batch
         return super().transfer_batch_to_device(batch, device, idx)
 
+    # ---- exact resume -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the RNG streams (dropout, augmentation) so a resumed run continues exactly."""
+        checkpoint["litnets_rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["litnets_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("litnets_rng")
+        if state:
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())

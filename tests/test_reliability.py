@@ -1,0 +1,129 @@
+"""Reliable runs: exact resume after a kill, determinism, divergence, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SCRIPTS, check_ok, read_metrics, run_dirs, run_script
+
+LONG_IRIS = ["trainer.max_epochs=2500", "pictures=false", "seed=11"]
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+
+
+def test_killed_run_resumes_to_exactly_the_same_result(tmp_path) -> None:
+    straight = tmp_path / "straight"
+    check_ok(run_script("train.py", *LONG_IRIS, log_dir=straight))
+    (straight_run,) = run_dirs(straight)
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    env = {**os.environ, "LITNETS_LOG_DIR": str(killed)}
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "train.py"), *LONG_IRIS],
+        env=env, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(killed.rglob("last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well into training, mid-epoch at some point
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) != 0
+    (run_dir,) = [p.parent.parent for p in killed.rglob("last.ckpt")]
+    interrupted = read_metrics(run_dir)
+    assert interrupted["status"] == "interrupted"
+    assert 0 < interrupted["epochs"] < 2500
+    assert Path(interrupted["resume_from"]).name == "last.ckpt"
+
+    result = run_script("train.py", f"resume={run_dir}", log_dir=tmp_path / "resume")
+    check_ok(result)
+    resumed = read_metrics(run_dir)
+    expected = read_metrics(straight_run)
+    assert resumed["status"] == "completed"
+    assert resumed["epochs"] == expected["epochs"] == 2500
+    assert resumed["test"] == expected["test"]
+    assert resumed["best_val"] == expected["best_val"]
+    ours, theirs = final_weights(run_dir), final_weights(straight_run)
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_same_seed_same_metrics(tmp_path) -> None:
+    args = ["trainer.max_epochs=300", "pictures=false", "seed=5"]
+    for name in ("a", "b"):
+        check_ok(run_script("train.py", *args, log_dir=tmp_path / name))
+    a, b = (read_metrics(run_dirs(tmp_path / name)[0]) for name in ("a", "b"))
+    assert a["test"] == b["test"]
+    assert a["best_val"] == b["best_val"]
+
+
+def test_divergence_stops_at_once_and_says_where(tmp_path) -> None:
+    args = ["optimizer=sgd", "optimizer.lr=1e30", "task.check_finite_every_n_steps=1"]
+    result = run_script("train.py", *args, log_dir=tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("litnets: error: loss became nan at epoch 1, step 1")
+    assert "learning rate 1e+30" in message
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "diverged"
+    assert metrics["global_steps"] == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=mpl"], "unknown model option 'mpl'; did you mean model=mlp?"),
+        (["optimizer=adamm"], "did you mean optimizer=adam?"),
+        (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
+        (["data.batch_size=abc"], "data.batch_size must be a positive integer, got 'abc'"),
+        (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
+        (["optimizer.lr=fast"], "optimizer.lr must be a positive number, got 'fast'"),
+        (["trainer=gpu"], "no CUDA GPU is available here"),
+        (["model=poly"], "model Polynomial does regression"),
+        (["data=mnist", "paths.data_dir=/nonexistent"], "MNIST files not found in /nonexistent"),
+        (["ckpt_path=/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
+        (["resume=/tmp"], "cannot resume /tmp: it has no checkpoints/last.ckpt"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, overrides, message) -> None:
+    result = run_script("train.py", *overrides, log_dir=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("litnets: error:")]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_unknown_key_names_it(tmp_path) -> None:
+    result = run_script("train.py", "trainer.max_epoch=3", log_dir=tmp_path)
+    assert result.returncode != 0
+    assert "trainer.max_epoch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_dirs_never_collide(tmp_path) -> None:
+    commands = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "train.py"), "trainer.max_epochs=5", "pictures=false"],
+            env={**os.environ, "LITNETS_LOG_DIR": str(tmp_path)},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in commands] == [0, 0]
+    assert len(run_dirs(tmp_path)) == 2
