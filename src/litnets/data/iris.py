@@ -55,7 +55,7 @@ class IrisDataModule(InMemoryDataModule):
 
     def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
         if self.scale:
-            self.scaler = MinMaxScaler().fit(splits["train"][0].numpy())
+            self.scaler = MinMaxScaler().fit(splits["train"][0].double().numpy())
         return {name: (self.encode(x), y) for name, (x, y) in splits.items()}
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
