@@ -96,7 +96,7 @@ def _hand_written_loop(
     timing = Timing(name, samples_per_epoch=num_samples)
     L.seed_everything(cfg.seed, verbose=False)
     model = run.build_model(cfg, datamodule, "classification").to(device)
-    optimizer = run._instantiate(cfg.optimizer, "optimizer")(model.parameters())
+    optimizer = run.instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
     started = time.perf_counter()
     for epoch in range(epochs):
         epoch_start = time.perf_counter()

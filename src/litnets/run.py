@@ -48,7 +48,7 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+def instantiate_node(node: Any, what: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` with a one-line error naming the config group."""
     try:
         return instantiate(node, **kwargs)
@@ -61,7 +61,7 @@ def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
-    datamodule = _instantiate(cfg.data, "data")
+    datamodule = instantiate_node(cfg.data, "data")
     if not isinstance(datamodule, InMemoryDataModule):
         raise ConfigError(f"data._target_ must be an InMemoryDataModule, got {type(datamodule)}")
     return datamodule
@@ -86,7 +86,7 @@ def build_model(cfg: DictConfig, datamodule: InMemoryDataModule, kind: str) -> A
         raise ConfigError(f"model._target_: {err}") from err
     if issubclass(model_class, Architecture):
         model_class.check_compatible(kind, datamodule.input_shape)
-    return _instantiate(
+    return instantiate_node(
         cfg.model,
         "model",
         input_shape=tuple(datamodule.input_shape),
@@ -101,7 +101,7 @@ def build_scheduler(node: Any) -> SchedulerSpec | None:
     interval = spec.pop("interval", "epoch")
     frequency = spec.pop("frequency", 1)
     monitor = spec.pop("monitor", None)
-    factory = _instantiate(spec, "scheduler")
+    factory = instantiate_node(spec, "scheduler")
     return SchedulerSpec(factory, interval=interval, frequency=frequency, monitor=monitor)
 
 
@@ -112,7 +112,7 @@ def build_task(cfg: DictConfig, model: Architecture, kind: str, num_outputs: int
     extra = {"num_classes": num_outputs} if kind == "classification" else {}
     return TASKS[kind](
         model,
-        optimizer=_instantiate(cfg.optimizer, "optimizer"),
+        optimizer=instantiate_node(cfg.optimizer, "optimizer"),
         scheduler=build_scheduler(cfg.get("scheduler")),
         loss=cfg.task.loss,
         loss_kwargs=_plain(cfg.task.loss_kwargs),
@@ -133,7 +133,7 @@ def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.
             spec["monitor"] = task.monitor
         if spec.get("mode") == "auto":
             spec["mode"] = task.monitor_mode
-        callback = _instantiate(spec, f"callbacks.{name}")
+        callback = instantiate_node(spec, f"callbacks.{name}")
         if isinstance(callback, LearningRateMonitor) and not has_logger:
             continue  # it only writes to loggers, and refuses to run without one
         callbacks.append(callback)
@@ -143,7 +143,7 @@ def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.
 def build_loggers(cfg: DictConfig) -> list[Any]:
     nodes = cfg.get("logger") or {}
     return [
-        _instantiate(node, f"logger.{name}")
+        instantiate_node(node, f"logger.{name}")
         for name, node in nodes.items()
         if node and "_target_" in node
     ]
@@ -155,7 +155,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[An
             "trainer.accelerator=gpu, but no CUDA GPU is available here "
             "(torch.cuda.is_available() is False): use trainer=auto or trainer=cpu"
         )
-    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate_node(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, L.Trainer):
         raise ConfigError("trainer._target_ must be a lightning Trainer")
     return trainer
