@@ -18,6 +18,7 @@ import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from litnets import checkpoints
@@ -199,10 +200,7 @@ class _RunRecorder(L.Callback):
     ) -> None:
         if isinstance(exception, DivergenceError):
             status = "diverged"
-        elif (
-            isinstance(exception, KeyboardInterrupt)
-            or type(exception).__name__ == "SIGTERMException"
-        ):
+        elif isinstance(exception, KeyboardInterrupt | SIGTERMException):
             status = "interrupted"
         else:
             status = "failed"
@@ -436,7 +434,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
     inputs, names, targets = load_inputs(str(cfg.input), restored.datamodule, cfg.num_samples)
     with torch.no_grad():
-        outputs = restored.model.eval()(inputs)
+        outputs = restored.model(inputs)
     rows: list[dict[str, Any]] = []
     if restored.task.kind == "classification":
         labels = restored.datamodule.class_names or [str(i) for i in range(outputs.shape[1])]
@@ -475,7 +473,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def export(cfg: DictConfig) -> dict[str, str]:
     """Write the model as ``model.pt`` + ``model.json`` (and ``model.pt2`` via torch.export)."""
     restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
-    model, datamodule = restored.model.eval(), restored.datamodule
+    model, datamodule = restored.model, restored.datamodule
     out = Path(cfg.paths.output_dir)
     kwargs = {k: v for k, v in _plain(restored.config.model).items() if k != "_target_"}
     kwargs |= {"input_shape": list(datamodule.input_shape), "num_outputs": datamodule.num_outputs}

@@ -121,6 +121,11 @@ class TensorBatches:
             yield tuple(t[index] for t in self.tensors)
 
 
+def scale_pixels(raw: Tensor, mean: float | Tensor, std: float | Tensor) -> Tensor:
+    """uint8 pixels → ``ToTensor`` scaling to [0, 1], then ``Normalize(mean, std)``."""
+    return raw.float().div_(255.0).sub_(mean).div_(std)
+
+
 def _count(size: float | int, total: int, name: str) -> int:
     """A split size given as a fraction of ``total`` (float below 1) or as a count."""
     count = round(size * total) if isinstance(size, float) and size < 1 else int(size)

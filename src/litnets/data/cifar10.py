@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from litnets.data.base import InMemoryDataModule, Split
+from litnets.data.base import InMemoryDataModule, Split, scale_pixels
 from litnets.errors import DataError
 
 FOLDER = "cifar-10-batches-py"
@@ -90,7 +90,7 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, 32, 32) → ToTensor scaling, then per-channel Normalize."""
-        return raw.float().div_(255.0).sub_(self.mean).div_(self.std)
+        return scale_pixels(raw, self.mean, self.std)
 
     def _source(self) -> Path:
         """The extracted folder if complete, else the archive; a clear error if neither."""

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from litnets.data.base import InMemoryDataModule, Split
+from litnets.data.base import InMemoryDataModule, Split, scale_pixels
 from litnets.errors import DataError
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -98,7 +98,7 @@ class MNISTDataModule(InMemoryDataModule):
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 1, 28, 28) → ToTensor scaling, then Normalize(mean, std)."""
-        return raw.float().div_(255.0).sub_(self.mean).div_(self.std)
+        return scale_pixels(raw, self.mean, self.std)
 
     def check_available(self) -> None:
         for pair in FILES.values():
