@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import check_group_choices, report_errors
+from litnets.cli import check_command_line, report_errors
 from litnets.config import CONFIG_DIR
 
 
@@ -20,5 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    check_group_choices(sys.argv[1:])
+    check_command_line(sys.argv[1:], "export")
     main()

@@ -18,7 +18,7 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from litnets.cli import check_group_choices, report_errors  # noqa: E402
+from litnets.cli import check_command_line, exit_status, report_errors  # noqa: E402
 from litnets.config import CONFIG_DIR  # noqa: E402
 
 
@@ -30,9 +30,11 @@ def main(cfg: DictConfig) -> float | None:
     overrides = list(HydraConfig.get().overrides.task)
     summary = train(cfg, process_started_at=PROCESS_STARTED_AT, overrides=overrides)
     print(format_summary(summary, cfg.paths.log_dir))
+    if status := exit_status(summary):
+        sys.exit(status)
     return summary.get("objective")
 
 
 if __name__ == "__main__":
-    check_group_choices(sys.argv[1:])
+    check_command_line(sys.argv[1:], "train")
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,32 +23,42 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
 
 
-def test_killed_run_resumes_to_exactly_the_same_result(tmp_path) -> None:
-    straight = tmp_path / "straight"
-    check_ok(run_script("train.py", *LONG_IRIS, log_dir=straight))
-    (straight_run,) = run_dirs(straight)
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run the killed-and-resumed ones must match exactly."""
+    log_dir = tmp_path_factory.mktemp("straight")
+    check_ok(run_script("train.py", *LONG_IRIS, log_dir=log_dir))
+    (run_dir,) = run_dirs(log_dir)
+    return run_dir
 
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    env = {**os.environ, "LITNETS_LOG_DIR": str(killed)}
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_killed_run_resumes_to_exactly_the_same_result(
+    tmp_path, straight_run, signum, exit_code
+) -> None:
+    env = {**os.environ, "LITNETS_LOG_DIR": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "train.py"), *LONG_IRIS],
-        env=env, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not list(killed.rglob("last.ckpt")) and time.monotonic() < deadline:
+    while not list(tmp_path.rglob("last.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)  # well into training, mid-epoch at some point
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) != 0
-    (run_dir,) = [p.parent.parent for p in killed.rglob("last.ckpt")]
+    time.sleep(1.0)  # well into training
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == exit_code, stderr
+    assert f"litnets: {signum.name}: finishing this epoch, saving last.ckpt" in stderr
+    (run_dir,) = run_dirs(tmp_path)
     interrupted = read_metrics(run_dir)
     assert interrupted["status"] == "interrupted"
+    assert interrupted["stopped_by"] == signum.name
     assert 0 < interrupted["epochs"] < 2500
     assert Path(interrupted["resume_from"]).name == "last.ckpt"
+    saved = torch.load(interrupted["resume_from"], weights_only=True)
+    assert saved["epoch"] == interrupted["epochs"] - 1  # saved at the stop, not the cadence
 
-    result = run_script("train.py", f"resume={run_dir}", log_dir=tmp_path / "resume")
-    check_ok(result)
+    check_ok(run_script("train.py", f"resume={run_dir}", log_dir=tmp_path / "resume"))
     resumed = read_metrics(run_dir)
     expected = read_metrics(straight_run)
     assert resumed["status"] == "completed"
@@ -91,6 +102,14 @@ def test_divergence_stops_at_once_and_says_where(tmp_path) -> None:
         (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
         (["optimizer.lr=fast"], "optimizer.lr must be a positive number, got 'fast'"),
         (["trainer=gpu"], "no CUDA GPU is available here"),
+        (
+            ["trainer.max_epoch=3"],
+            "unknown key 'trainer.max_epoch'; did you mean trainer.max_epochs?",
+        ),
+        (["~trainer.nothing"], "cannot delete 'trainer.nothing': no such key"),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs must be int or null, got 'abc' (str)"),
+        (["trainer.precision=bf17"], "trainer.precision must be one of 64, 32, 16, "),
+        (["model.batchnorm=maybe"], "model.batchnorm must be bool, got 'maybe' (str)"),
         (["model=poly"], "model Polynomial does regression"),
         (["data=mnist", "paths.data_dir=/nonexistent"], "MNIST files not found in /nonexistent"),
         (["ckpt_path=/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
@@ -107,11 +126,36 @@ def test_bad_input_is_one_line(tmp_path, overrides, message) -> None:
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-def test_unknown_key_names_it(tmp_path) -> None:
-    result = run_script("train.py", "trainer.max_epoch=3", log_dir=tmp_path)
-    assert result.returncode != 0
-    assert "trainer.max_epoch" in result.stderr
+def test_unwritable_log_dir_is_one_line(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_script("train.py", f"paths.log_dir={blocker}/logs", log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"litnets: error: cannot create run dirs under {blocker}/logs: "
+        f"{blocker} is a file, not a directory"
+    )
+
+
+def test_truncated_data_file_is_one_line(tmp_path, tiny_data_dir) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_data_dir / "MNIST", data_dir / "MNIST")
+    images = data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:-100])
+    result = run_script("train.py", "data=mnist", f"paths.data_dir={data_dir}", log_dir=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"litnets: error: cannot read {images}")
+    assert last.endswith("(the file looks corrupt: replace it)")
     assert "Traceback" not in result.stderr
+
+
+def test_other_scripts_name_unknown_keys(tmp_path) -> None:
+    result = run_script("eval.py", "ckpt_pth=x", log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "litnets: error: unknown key 'ckpt_pth'; did you mean ckpt_path? (+ckpt_pth=x would add it)"
+    )
 
 
 def test_run_dirs_never_collide(tmp_path) -> None:

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,17 +16,19 @@ import lightning as L
 import torch
 import yaml
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_object, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from litnets import checkpoints
+from litnets.callbacks.last_checkpoint import LastCheckpoint
 from litnets.data.base import InMemoryDataModule
 from litnets.errors import CheckpointError, ConfigError, DivergenceError, LitnetsError
 from litnets.inputs import load_inputs
 from litnets.models import saved
 from litnets.models.base import Architecture
+from litnets.signatures import check_arguments
 from litnets.tasks import TASKS, SchedulerSpec, Task
 
 
@@ -50,7 +52,21 @@ def _plain(node: Any) -> Any:
 
 
 def instantiate_node(node: Any, what: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with a one-line error naming the config group."""
+    """``hydra.utils.instantiate`` with a one-line error naming the config group.
+
+    Values are first checked against the target's type hints, so a wrong type names its key
+    instead of failing somewhere inside the target.
+    """
+    target = node.get("_target_") if isinstance(node, Mapping) else None
+    if target is not None:
+        try:
+            target = get_object(target)
+        except Exception as err:
+            raise ConfigError(f"cannot build {what}: no such _target_ {target!r}") from err
+        arguments = {k: v for k, v in _plain(node).items() if not k.startswith("_")}
+        if node.get("_partial_"):  # a null there is filled in later (e.g. a schedule's length)
+            arguments = {k: v for k, v in arguments.items() if v is not None}
+        check_arguments(target, arguments, what)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
@@ -287,8 +303,14 @@ def train(
         }
         if checkpoint.best_model_score is not None:
             summary["best_val"][checkpoint.monitor] = float(checkpoint.best_model_score)
-    if trainer.interrupted:
-        summary["status"] = "interrupted"
+    stopped_by = next(
+        (c.stopped_by for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.stopped_by),
+        None,
+    )
+    if trainer.interrupted or stopped_by:
+        summary.update(
+            status="interrupted", stopped_by=stopped_by, resume_from=latest_checkpoint(trainer)
+        )
     elif cfg.test_after_fit:
         if cfg.test_ckpt not in {"best", "last"}:
             raise ConfigError(f"test_ckpt must be best or last, got {cfg.test_ckpt!r}")
@@ -365,6 +387,8 @@ def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
         lines.append(f"  startup      {summary['startup_s']:.2f} s to the first training step")
     if summary.get("checkpoints", {}).get("best"):
         lines.append(f"  checkpoint   {summary['checkpoints']['best']}")
+    if summary["status"] == "interrupted" and summary.get("resume_from"):
+        lines.append(f"  resume       python scripts/train.py resume={summary['run_dir']}")
     if log_dir:
         lines.append(f"  TensorBoard  tensorboard --logdir {log_dir}")
     return "\n".join(lines)

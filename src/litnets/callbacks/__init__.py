@@ -1,1 +1,1 @@
-"""Lightning callbacks: pictures for TensorBoard and the HPARAMS summary."""
+"""Lightning callbacks: last.ckpt with graceful stop, pictures for TensorBoard, HPARAMS."""
