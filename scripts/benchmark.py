@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from litnets.cli import check_command_line, report_errors
+from litnets.cli import check_command_line, report_errors, sweep_exit_status
 from litnets.config import CONFIG_DIR
 
 
@@ -32,3 +32,4 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     check_command_line(sys.argv[1:], "benchmark")
     main()
+    sys.exit(sweep_exit_status())

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import check_command_line, report_errors
+from litnets.cli import check_command_line, report_errors, sweep_exit_status
 from litnets.config import CONFIG_DIR
 
 
@@ -22,3 +22,4 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     check_command_line(sys.argv[1:], "export")
     main()
+    sys.exit(sweep_exit_status())

@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from litnets.cli import check_command_line, report_errors
+from litnets.cli import check_command_line, report_errors, sweep_exit_status
 from litnets.config import CONFIG_DIR
 
 
@@ -27,3 +27,4 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     check_command_line(sys.argv[1:], "predict")
     main()
+    sys.exit(sweep_exit_status())

@@ -18,18 +18,20 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from litnets.cli import check_command_line, exit_status, report_errors  # noqa: E402
+from litnets.cli import check_command_line, exit_status, report_errors, sweep_exit_status  # noqa: E402
 from litnets.config import CONFIG_DIR  # noqa: E402
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 @report_errors
 def main(cfg: DictConfig) -> float | None:
+    from litnets.config import launched_rank_is_zero
     from litnets.run import format_summary, train
 
     overrides = list(HydraConfig.get().overrides.task)
     summary = train(cfg, process_started_at=PROCESS_STARTED_AT, overrides=overrides)
-    print(format_summary(summary, cfg.paths.log_dir))
+    if launched_rank_is_zero():
+        print(format_summary(summary, cfg.paths.log_dir))
     if status := exit_status(summary):
         sys.exit(status)
     return summary.get("objective")
@@ -38,3 +40,4 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     check_command_line(sys.argv[1:], "train")
     main()
+    sys.exit(sweep_exit_status())

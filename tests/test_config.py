@@ -15,11 +15,12 @@ def options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("group", "option"), [(g, o) for g in [*GROUPS, "experiment"] for o in options(g)]
+    ("group", "option"),
+    [(g, o) for g in [*GROUPS, "experiment", "hparams_search"] for o in options(g)],
 )
 def test_every_option_composes(group: str, option: str) -> None:
     cfg = compose(overrides=[f"{group}={option}"], output_dir="/tmp/unused")
-    node = cfg.get(group) if group != "experiment" else cfg.data
+    node = cfg.data if group in {"experiment", "hparams_search"} else cfg.get(group)
     if node and "_target_" in node:
         get_class(node._target_)  # the target imports
     for name in ("data", "model", "trainer"):

@@ -150,9 +150,29 @@ def exit_status(summary: dict[str, Any]) -> int:
     return {"SIGINT": 130, "SIGTERM": 143}.get(str(summary.get("stopped_by")), 1)
 
 
+FAILED_SWEEP_JOBS: list[str] = []  # jobs of an in-process sweep that stopped with an error
+
+
+def sweep_exit_status() -> int:
+    """After a ``-m`` sweep whose jobs ran in this process: 1 if any of them failed."""
+    if FAILED_SWEEP_JOBS:
+        print(f"litnets: {len(FAILED_SWEEP_JOBS)} sweep job(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Print a ``LitnetsError`` as ``litnets: error: ...`` and exit 2.
 
+    In a ``-m`` sweep the failed job is reported the same way and returns NaN, which Optuna
+    records as a failed trial; the sweep goes on, and the script exits 1 at its end.
     ``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as it does for Hydra's errors.
     """
 
@@ -164,6 +184,9 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"litnets: error: {err}", file=sys.stderr)
+            if _in_sweep():
+                FAILED_SWEEP_JOBS.append(str(err))
+                return float("nan")
             sys.exit(2)
 
     return wrapper

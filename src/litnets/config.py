@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,11 +13,55 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "conf"
 
 
+def launched_rank_is_zero() -> bool:
+    """False in the extra processes of a multi-process launch (torchrun, srun, Lightning DDP).
+
+    Read from the launchers' environment variables, because Hydra needs the answer before
+    any process group exists: only rank 0 saves the composed config (``.hydra/``).
+    """
+    env = os.environ
+    if "RANK" in env:  # torchrun
+        return env["RANK"] == "0"
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:  # srun
+        return env["SLURM_PROCID"] == "0"
+    return env.get("LOCAL_RANK", "0") == "0" and env.get("NODE_RANK", "0") == "0"
+
+
+def _rank() -> str:
+    env = os.environ
+    return env.get("RANK") or env.get("SLURM_PROCID") or env.get("LOCAL_RANK", "0")
+
+
+def run_name() -> str:
+    """The run dir's name: time and process id, or one name shared by every rank of a launch.
+
+    A single process gets ``<date>_<time>_<pid>`` (two runs in the same second still differ).
+    Under torchrun or a multi-task srun each rank composes its own config; a name from the
+    launch's id keeps them in one dir (``torchrun-<rdzv id>``, ``slurm-<job>-<step>``).
+    ``LITNETS_RUN_NAME`` sets it outright.
+    """
+    env = os.environ
+    if env.get("LITNETS_RUN_NAME"):
+        return env["LITNETS_RUN_NAME"]
+    if "TORCHELASTIC_RUN_ID" in env:
+        run_id = env["TORCHELASTIC_RUN_ID"]
+        return f"torchrun-{run_id if run_id not in ('', 'none') else os.getppid()}"
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in env:
+        return f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', '0')}"
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
+
+
 def _register_resolvers() -> None:
-    if not OmegaConf.has_resolver("litnets.root"):
-        OmegaConf.register_new_resolver("litnets.root", lambda: str(REPO_ROOT))
-    if not OmegaConf.has_resolver("litnets.pid"):
-        OmegaConf.register_new_resolver("litnets.pid", lambda: str(os.getpid()))
+    resolvers = {
+        "litnets.root": lambda: str(REPO_ROOT),
+        "litnets.run_name": run_name,
+        # `${litnets.on_rank_zero:x}`: x on rank 0, null on the other ranks of a launch
+        "litnets.on_rank_zero": lambda value: value if launched_rank_is_zero() else None,
+        "litnets.rank_suffix": lambda: "" if launched_rank_is_zero() else f"_rank{_rank()}",
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
 
 
 _register_resolvers()

@@ -40,6 +40,10 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
     # Full-batch runs have one step per epoch; litnets logs steps by global step anyway.
     warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
+    # Epoch metrics are torchmetrics states, already summed over DDP ranks by compute().
+    warnings.filterwarnings(
+        "ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True"
+    )
 
 
 _quiet_lightning()
@@ -240,6 +244,29 @@ class _FirstStepClock(L.Callback):
         self.first_step_at = time.perf_counter()
 
 
+def _check_ddp_launch(trainer: L.Trainer) -> None:
+    """Refuse a DDP job that Lightning would have to spawn inside a ``-m`` sweep.
+
+    Lightning starts the extra ranks by re-running this command, which inside a sweep would
+    run the whole sweep again in each rank; and it can do so only once per process, while
+    Hydra's basic launcher runs every job in one process. A launcher that gives each job
+    its own processes (SLURM via submitit, torchrun) is the way to sweep DDP runs.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if trainer.world_size == 1 or not HydraConfig.initialized():
+        return
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if environment is None or environment.creates_processes_externally:
+        return
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(
+            f"a -m sweep cannot start {trainer.world_size}-process DDP jobs itself: sweep them "
+            "with hydra/launcher=slurm (one SLURM job per trial), or run each job on its own"
+        )
+
+
 def train(
     cfg: DictConfig,
     *,
@@ -285,6 +312,7 @@ def train(
         _RunRecorder(output_dir, summary),
     ]
     trainer = build_trainer(cfg, callbacks, loggers)
+    _check_ddp_launch(trainer)
 
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
@@ -322,12 +350,25 @@ def train(
         summary["status"] = "completed"
     else:
         summary["status"] = "completed"
+    if cfg.get("optimized_metric") and summary["status"] == "completed":
+        summary["objective"] = _objective(summary, str(cfg.optimized_metric))
     summary["learned"] = model.learned_parameters() if isinstance(model, Architecture) else {}
     summary["fit_time_s"] = round(fit_seconds, 3)
     summary["train_samples"] = len(datamodule.splits["train"][0])
     if process_started_at is not None and clock.first_step_at is not None:
         summary["startup_s"] = round(clock.first_step_at - process_started_at, 3)
     return _finish(trainer, output_dir, summary, started)
+
+
+def _objective(summary: dict[str, Any], metric: str) -> float:
+    """The run's best value of ``metric`` (a validation metric): what a sweeper optimises."""
+    values = {**summary.get("best_val", {}), **summary.get("test", {})}
+    if metric not in values:
+        raise ConfigError(
+            f"optimized_metric={metric} is not a metric of this run; "
+            f"choose one of: {', '.join(sorted(values))}"
+        )
+    return float(values[metric])
 
 
 def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:

@@ -59,8 +59,8 @@ class Pictures(L.Callback):
         if pl_module.kind == "classification":
             if self.is_image_data(trainer) and self.wanted(trainer, "test_predictions"):
                 self.add_test_predictions(trainer, pl_module)
-            if self.wanted(trainer, "confusion_matrix"):
-                matrix = pl_module.confusion.compute()
+            if self.wanted(trainer, "confusion_matrix") and pl_module.test_confusion is not None:
+                matrix = pl_module.test_confusion
                 names = trainer.datamodule.class_names or [str(i) for i in range(len(matrix))]
                 figure = plots.confusion_matrix(matrix, names)
                 self.add_figure(trainer, "test/confusion_matrix", figure)
