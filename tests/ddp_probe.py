@@ -1,7 +1,9 @@
-"""A callback the DDP tests add by override: which training rows each rank saw in epoch 0.
+"""A callback the DDP tests add by override: what each rank saw and ended with.
 
-DDP ranks are separate processes, so the record goes to ``<folder>/rank<r>.json``; the
-test (another process again) compares the ranks with the training split.
+Which training rows each rank saw in epoch 0, and its weights at the end of training (the
+ranks see different rows, so equal weights mean the gradients were averaged). DDP ranks
+are separate processes, so the records go to ``<folder>/rank<r>.json`` and
+``<folder>/final<r>.json``; the test (another process again) compares them.
 """
 
 from __future__ import annotations
@@ -32,3 +34,10 @@ class RecordSeenSamples(L.Callback):
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        record = {
+            "automatic_optimization": pl_module.automatic_optimization,
+            "weights": {k: v.tolist() for k, v in pl_module.model.state_dict().items()},
+        }
+        (self.folder / f"final{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -43,6 +43,9 @@ def test_ddp_ranks_split_each_epoch_and_share_one_run_dir(tmp_path) -> None:
     assert [sum(c.values()) for c in per_rank] == [48, 48]  # half the 96 rows each
     together = per_rank[0] + per_rank[1]
     assert together == train  # every training row once, none twice (Iris has equal rows)
+    finals = [json.loads((seen / f"final{r}.json").read_text()) for r in (0, 1)]
+    assert [f["automatic_optimization"] for f in finals] == [False, False]  # the lean step
+    assert finals[0]["weights"] == finals[1]["weights"]  # its gradients were averaged
 
     (run_dir,) = run_dirs(tmp_path / "logs")
     metrics = read_metrics(run_dir)

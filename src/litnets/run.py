@@ -140,6 +140,7 @@ def build_task(cfg: DictConfig, model: Architecture, kind: str, num_outputs: int
         loss=cfg.task.loss,
         loss_kwargs=_plain(cfg.task.loss_kwargs),
         check_finite_every_n_steps=cfg.task.check_finite_every_n_steps,
+        lean_step=cfg.task.get("lean_step", True),
         config=_plain(cfg),
         **extra,
     )
@@ -236,16 +237,6 @@ class _RunRecorder(L.Callback):
             write_json(self.output_dir / "metrics.json", self.summary)
 
 
-class _FirstStepClock(L.Callback):
-    """Notes when training starts: the end of start-up (no per-step hook, so no per-step cost)."""
-
-    def __init__(self) -> None:
-        self.first_step_at: float | None = None
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.first_step_at = time.perf_counter()
-
-
 def _check_ddp_launch(trainer: L.Trainer) -> None:
     """Refuse a DDP job that Lightning would have to spawn inside a ``-m`` sweep.
 
@@ -306,11 +297,9 @@ def train(
         "seed": cfg.seed,
     }
     loggers = build_loggers(cfg)
-    clock = _FirstStepClock()
     callbacks = [
         *build_callbacks(cfg, task, has_logger=bool(loggers)),
         *extra_callbacks,
-        clock,
         _RunRecorder(output_dir, summary),
     ]
     trainer = build_trainer(cfg, callbacks, loggers)
@@ -356,9 +345,10 @@ def train(
         summary["objective"] = _objective(summary, str(cfg.optimized_metric))
     summary["learned"] = model.learned_parameters() if isinstance(model, Architecture) else {}
     summary["fit_time_s"] = round(fit_seconds, 3)
+    summary["epoch_time_s"] = {k: round(v, 4) for k, v in task.epoch_time().items()}
     summary["train_samples"] = len(datamodule.splits["train"][0])
-    if process_started_at is not None and clock.first_step_at is not None:
-        summary["startup_s"] = round(clock.first_step_at - process_started_at, 3)
+    if process_started_at is not None and task.train_started_at is not None:
+        summary["startup_s"] = round(task.train_started_at - process_started_at, 3)
     return _finish(trainer, output_dir, summary, started)
 
 

@@ -1,4 +1,4 @@
-"""``last.ckpt``: saved at a regular epoch cadence, and once more when the run is asked to stop."""
+"""``last.ckpt``: saved at a regular epoch cadence, at the end of training, and when asked to stop."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
+        # A run shorter than the cadence, or ending between two saves, still leaves its
+        # final state behind: the run can be extended (resume= with a larger max_epochs).
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

@@ -27,10 +27,11 @@ class LossAccuracy(Metric):
 
     def update(self, loss: Tensor, output: Tensor, target: Tensor) -> None:
         n = target.shape[0]
-        self.loss_sum += loss.detach() * n
-        self.count += n
+        # In place: no autograd, and no nn.Module attribute assignment per call.
+        self.loss_sum.add_(loss.detach(), alpha=n)
+        self.count.add_(n)
         if self.accuracy:
-            self.correct += (output.argmax(dim=1) == target).sum()
+            self.correct.add_((output.detach().argmax(dim=1) == target).sum())
 
     def compute(self) -> dict[str, Tensor]:
         count = self.count.clamp(min=1)
