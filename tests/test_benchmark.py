@@ -15,11 +15,12 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     report = json.loads(report_file.read_text())
     assert set(report["runs"]) == {"tutorial", "plain", "litnets"}
     for row in report["runs"].values():
-        assert len(row["epoch_seconds"]) == 2
-        assert row["steady_epoch_s"] > 0
+        assert row["first_epoch_s"] > 0 and row["steady_epoch_s"] > 0
         assert 0.0 <= row["test_acc"] <= 1.0
+    # plain does litnets' work: the same training split, validation held out
     assert report["runs"]["litnets"]["samples_per_epoch"] == 96 - 16
-    assert report["runs"]["plain"]["samples_per_epoch"] == 96
+    assert report["runs"]["plain"]["samples_per_epoch"] == 96 - 16
+    assert report["runs"]["tutorial"]["samples_per_epoch"] == 96  # as the tutorial writes it
     assert report["epoch_ratio_litnets_over_plain"] > 0
     assert report["startup"]["ratio"] > 0
     assert "litnets_over_tutorial" in result.stdout
