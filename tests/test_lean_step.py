@@ -92,3 +92,12 @@ def test_a_run_shorter_than_the_checkpoint_cadence_still_leaves_last_ckpt(tmp_pa
 def test_plateau_without_a_monitor_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"needs scheduler\.monitor"):
         train(tmp_path, "bad", "scheduler=plateau", "scheduler.monitor=null")
+
+
+@pytest.mark.parametrize("option", ["trainer.precision=bf16-mixed", "compile=true"])
+def test_mixed_precision_and_compile_train_with_the_lean_step(tmp_path, option) -> None:
+    """On CPU here; on a GPU the same paths (autocast, torch.compile) run under CUDA."""
+    summary, probe, _ = train(tmp_path, "run", option, "trainer.max_epochs=100")
+    assert not probe.automatic
+    assert summary["status"] == "completed"
+    assert summary["test"]["test/acc"] >= 0.9
