@@ -42,6 +42,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
     # Lightning 2.6 against torch ≥ 2.9 warns about its own use of a torch API on every run.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Run dirs are unique, so only resume= meets a full checkpoint dir: it continues there.
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     # Epoch metrics are torchmetrics states, already summed over DDP ranks by compute().
     warnings.filterwarnings(
         "ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True"
