@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import make_cifar_like, make_mnist_like
+from litnets.data.augment import BatchAugment
 from litnets.data.base import EpochIndexSampler, TensorBatches
 from litnets.data.cifar10 import CIFAR10DataModule
 from litnets.data.iris import IrisDataModule
@@ -60,6 +61,86 @@ def test_two_ranks_split_an_epoch_without_overlap() -> None:
 def test_nonpositive_batch_size_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         IrisDataModule(batch_size=0)
+
+
+# ---- batched augmentation ----------------------------------------------------------------
+
+
+def crops_of(image: torch.Tensor, padding: int, fill: float) -> list[torch.Tensor]:
+    """Every crop ``RandomCrop(size, padding, fill)`` could return for one image."""
+    c, h, w = image.shape
+    padded = torch.full((c, h + 2 * padding, w + 2 * padding), fill)
+    padded[:, padding : padding + h, padding : padding + w] = image
+    return [
+        padded[:, top : top + h, left : left + w]
+        for top in range(2 * padding + 1)
+        for left in range(2 * padding + 1)
+    ]
+
+
+def test_augment_draws_a_flip_and_a_crop_per_sample() -> None:
+    images = torch.rand(64, 2, 6, 5)
+    augment = BatchAugment(hflip=True, crop_padding=2, fill=(-1.0, -2.0))
+    out = augment(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    flipped = 0
+    for image, result in zip(images, out, strict=True):
+        fill = torch.tensor([-1.0, -2.0])[:, None, None]
+        candidates = crops_of(image - fill, 2, 0.0)  # per-channel fill, checked as 0
+        plain = any(torch.equal(result - fill, crop) for crop in candidates)
+        mirrored = any(torch.equal((result - fill).flip(-1), crop) for crop in candidates)
+        assert plain or mirrored
+        flipped += mirrored and not plain
+    assert 10 < flipped < 54  # about half, drawn per sample
+    shifted = [
+        not torch.equal(r, i) and not torch.equal(r.flip(-1), i)
+        for i, r in zip(images, out, strict=True)
+    ]
+    assert sum(shifted) > 40  # 24 of 25 offsets move the image
+
+
+def test_augmented_epochs_are_reproducible_and_differ() -> None:
+    images = torch.rand(40, 1, 8, 8)
+    targets = torch.arange(40)
+
+    def epoch(number: int, rank: int = 0) -> list[torch.Tensor]:
+        sampler = EpochIndexSampler(40, shuffle=True, seed=5, rank=rank, world_size=1 + rank)
+        sampler.set_epoch(number)
+        augment = BatchAugment(hflip=True, crop_padding=1)
+        batches = TensorBatches([images, targets], 8, sampler, augment=augment)
+        return [x for batch in batches for x in batch]
+
+    assert all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(3), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(4), strict=True))
+    for batch in TensorBatches([images, targets], 8, EpochIndexSampler(40, shuffle=True)):
+        assert torch.equal(batch[0], images[batch[1]])  # no augmentation unless asked
+
+
+def test_datamodule_augments_training_batches_only(tmp_path) -> None:
+    make_mnist_like(tmp_path, "MNIST", n_train=40, n_test=20)
+    augment = {"crop_padding": 3}
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=10, batch_size=30, augment=augment)
+    dm.setup()
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.min() == -1.0  # padding is encoded black, as torchvision pads before Normalize
+    assert not any(torch.equal(row, original) for row in x for original in dm.splits["train"][0])
+    val, _ = next(iter(dm.val_dataloader()))
+    assert torch.equal(val, dm.splits["val"][0][: len(val)])
+
+
+@pytest.mark.parametrize(
+    ("augment", "message"),
+    [({"hflip": True, "roll": 2}, "takes hflip and crop_padding"), ({"crop_padding": -1}, "≥ 0")],
+)
+def test_bad_augment_options_are_config_errors(tmp_path, augment, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MNISTDataModule(data_dir=str(tmp_path), augment=augment)
+
+
+def test_augment_refuses_non_image_data() -> None:
+    dm = IrisDataModule(augment={"hflip": True})
+    with pytest.raises(ConfigError, match="works on images"):
+        dm.train_dataloader()
 
 
 # ---- datasets ------------------------------------------------------------------------------
@@ -180,3 +261,25 @@ def test_linear_data_follows_its_parameters() -> None:
     again = LinearDataModule(seed=0)
     again.setup()
     assert torch.equal(again.splits["test"][0], dm.splits["test"][0])
+
+
+def test_augmented_training_resumes_exactly(tmp_path, tiny_data_dir) -> None:
+    """The augmentation draws are a function of (seed, epoch, rank): nothing to save."""
+    from litnets import run
+    from litnets.config import compose
+
+    common = [
+        "data=mnist", f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "logger=none",
+        "pictures=false", "trainer.enable_model_summary=false", "data.batch_size=16",
+        "data.augment.hflip=true", "data.augment.crop_padding=2",
+    ]  # fmt: skip
+    straight = run.train(compose([*common, "trainer.max_epochs=4"], output_dir=tmp_path / "a"))
+    run.train(compose([*common, "trainer.max_epochs=2"], output_dir=tmp_path / "b"))
+    resume = compose([f"resume={tmp_path / 'b'}"], output_dir=tmp_path / "unused")
+    resumed = run.train(resume, overrides=["trainer.max_epochs=4"])
+    assert resumed["test"] == straight["test"]
+    weights = [
+        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for name in ("a", "b")
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

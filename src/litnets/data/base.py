@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from litnets.data.augment import BatchAugment
 from litnets.errors import ConfigError
 
 Split = tuple[Tensor, Tensor]
@@ -80,6 +81,11 @@ class EpochIndexSampler:
             order = order[self.rank :: self.world_size]
         return order
 
+    def generator(self, device: torch.device) -> torch.Generator:
+        """Random draws (augmentation) for this epoch on this rank, apart from the order's."""
+        seed = ((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank) % 2**63
+        return torch.Generator(device=device).manual_seed(seed)
+
 
 class TensorBatches:
     """Batches sliced from in-memory tensors; a lean stand-in for a ``DataLoader``.
@@ -97,6 +103,7 @@ class TensorBatches:
         sampler: EpochIndexSampler,
         *,
         drop_last: bool = False,
+        augment: BatchAugment | None = None,
     ) -> None:
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -104,12 +111,21 @@ class TensorBatches:
         self.batch_size = batch_size
         self.sampler = sampler
         self.drop_last = drop_last
+        self.augment = augment
 
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        if self.augment is None:
+            yield from self._slices()
+            return
+        generator = self.sampler.generator(self.tensors[0].device)
+        for inputs, *rest in self._slices():
+            yield (self.augment(inputs, generator), *rest)
+
+    def _slices(self) -> Iterator[tuple[Tensor, ...]]:
         stop = len(self) * self.batch_size if self.drop_last else len(self.sampler)
         if self.sampler.is_identity:
             for start in range(0, stop, self.batch_size):
@@ -155,6 +171,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
         drop_last: bool = False,
         on_device: bool = True,
+        augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -166,6 +183,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.seed = seed
         self.drop_last = drop_last
         self.on_device = on_device
+        self.augment = self._parse_augment(augment or {})
         self.splits: dict[str, Split] = {}
 
     # ---- what a dataset declares ---------------------------------------------------------
@@ -214,7 +232,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True, drop_last=self.drop_last)
+        return self._batches(
+            "train",
+            self.batch_size,
+            shuffle=True,
+            drop_last=self.drop_last,
+            augment=self._augment(),
+        )
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)
@@ -234,6 +258,27 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         val, train = order[:n_val], order[n_val:]
         return {**splits, "train": (x[train], y[train]), "val": (x[val], y[val])}
 
+    @staticmethod
+    def _parse_augment(options: Mapping[str, Any]) -> BatchAugment:
+        try:
+            return BatchAugment(**options)
+        except TypeError as err:
+            given = ", ".join(sorted(options))
+            raise ConfigError(f"data.augment takes hflip and crop_padding, got {given}") from err
+
+    def _augment(self) -> BatchAugment | None:
+        """The training-batch augmentation, padding with the encoded value of black."""
+        if not self.augment.active:
+            return None
+        if len(self.input_shape) != 3:
+            raise ConfigError(
+                f"data.augment works on images; {type(self).__name__} inputs have shape "
+                f"{self.input_shape}"
+            )
+        black = self.encode(torch.zeros((1, *self.input_shape), dtype=torch.uint8))
+        self.augment.fill = black[0, :, 0, 0].cpu()
+        return self.augment
+
     def _device(self) -> torch.device:
         trainer = self.trainer
         if self.on_device and trainer is not None:
@@ -241,7 +286,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return torch.device("cpu")
 
     def _batches(
-        self, split: str, batch_size: int, *, shuffle: bool, drop_last: bool = False
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        drop_last: bool = False,
+        augment: BatchAugment | None = None,
     ) -> TensorBatches:
         if not self.splits:
             self.setup()
@@ -256,4 +307,4 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             world_size=world,
             drop_uneven=split == "train",
         )
-        return TensorBatches(tensors, batch_size, sampler, drop_last=drop_last)
+        return TensorBatches(tensors, batch_size, sampler, drop_last=drop_last, augment=augment)

@@ -1,0 +1,67 @@
+"""Random image augmentation of whole batches, on the device the batch lives on.
+
+torchvision's ``RandomCrop(padding=p)`` and ``RandomHorizontalFlip`` run once per sample
+(5.5 ms for 64 CIFAR-10 images on two CPU cores); here a batch is one gather (0.26 ms),
+on the GPU when the data is there. The random draws come from a generator seeded per
+(seed, epoch, rank) by ``TensorBatches``, so a resumed run sees the very same augmented
+batches, and DDP ranks draw independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from litnets.errors import ConfigError
+
+
+class BatchAugment:
+    """Random horizontal flips (p = 0.5) and padded random crops, drawn per sample.
+
+    ``fill`` is the model-input value of a black pixel (per channel): torchvision pads
+    the image before ``ToTensor``/``Normalize``, so its padding is black, not zero.
+    """
+
+    def __init__(
+        self, hflip: bool = False, crop_padding: int = 0, fill: Sequence[float] = (0.0,)
+    ) -> None:
+        if not isinstance(crop_padding, int) or crop_padding < 0:
+            raise ConfigError(
+                f"data.augment.crop_padding must be an integer ≥ 0, got {crop_padding!r}"
+            )
+        self.hflip = hflip
+        self.crop_padding = crop_padding
+        self.fill = torch.as_tensor(fill, dtype=torch.float32).flatten()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hflip or self.crop_padding)
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """Crop and flip as one gather: each output pixel names its source pixel."""
+        if images.ndim != 4:
+            raise ConfigError(
+                f"data.augment needs image batches (N, C, H, W), got {tuple(images.shape)}"
+            )
+        n, c, h, w = images.shape
+        p, device = self.crop_padding, images.device
+        source = self._pad(images) if p else images
+        top = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
+        left = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
+        columns = torch.arange(w, device=device).expand(n, w)
+        if self.hflip:
+            flip = torch.rand(n, 1, generator=generator, device=device) < 0.5
+            columns = torch.where(flip, columns.flip(1), columns)
+        rows = top + torch.arange(h, device=device)  # (n, h) rows of the padded image
+        index = (rows[:, :, None] * (w + 2 * p) + (left + columns)[:, None, :]).view(n, 1, h * w)
+        return source.reshape(n, c, -1).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
+
+    def _pad(self, images: Tensor) -> Tensor:
+        n, c, h, w = images.shape
+        p = self.crop_padding
+        fill = self.fill.to(images).expand(c) if len(self.fill) == 1 else self.fill.to(images)
+        padded = fill.view(1, c, 1, 1).expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p : p + h, p : p + w] = images
+        return padded
