@@ -9,7 +9,7 @@ import torch
 
 from conftest import make_cifar_like, make_mnist_like
 from litnets.data.augment import BatchAugment
-from litnets.data.base import EpochIndexSampler, TensorBatches
+from litnets.data.base import EpochIndexSampler, LoaderBatches, TensorBatches
 from litnets.data.cifar10 import CIFAR10DataModule
 from litnets.data.iris import IrisDataModule
 from litnets.data.mnist import FashionMNISTDataModule, MNISTDataModule
@@ -61,6 +61,59 @@ def test_two_ranks_split_an_epoch_without_overlap() -> None:
 def test_nonpositive_batch_size_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         IrisDataModule(batch_size=0)
+
+
+# ---- the DataLoader path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_dataloader_path_gives_the_same_batches(num_workers) -> None:
+    images, targets = torch.rand(37, 1, 6, 6), torch.arange(37)
+    augment = BatchAugment(hflip=True, crop_padding=1)
+
+    def batches(kind: str, epoch: int, rank: int) -> list[torch.Tensor]:
+        sampler = EpochIndexSampler(37, shuffle=True, seed=2, rank=rank, world_size=2)
+        options = {"drop_last": False, "augment": augment}
+        if kind == "tensors":
+            iterable = TensorBatches([images, targets], 5, sampler, **options)
+        else:
+            dataset = torch.utils.data.TensorDataset(images, targets)
+            iterable = LoaderBatches(dataset, 5, sampler, num_workers=num_workers, **options)
+        sampler.set_epoch(epoch)  # what Lightning calls through `iterable.sampler`
+        assert len(iterable) == 4  # 18 rows of this rank's shard, in batches of 5
+        return [t for batch in iterable for t in batch]
+
+    for epoch in (0, 1):
+        for rank in (0, 1):
+            ours, theirs = batches("tensors", epoch, rank), batches("torch", epoch, rank)
+            assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+def test_loader_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="tensors or torch"):
+        IrisDataModule(loader="pandas")
+    with pytest.raises(ConfigError, match=r"needs data\.loader=torch"):
+        IrisDataModule(num_workers=2)
+
+
+def test_training_through_a_dataloader_matches_the_tensor_path(tmp_path, tiny_data_dir) -> None:
+    from litnets import run
+    from litnets.config import compose
+
+    common = [
+        "data=mnist", f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "logger=none",
+        "pictures=false", "trainer.enable_model_summary=false", "data.batch_size=16",
+        "trainer.max_epochs=3", "data.augment.crop_padding=2",
+    ]  # fmt: skip
+    tensors = run.train(compose(common, output_dir=tmp_path / "a"))
+    loader = ["data.loader=torch", "data.num_workers=2"]
+    workers = run.train(compose([*common, *loader], output_dir=tmp_path / "b"))
+    assert workers["test"] == tensors["test"]
+    weights = [
+        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for name in ("a", "b")
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 # ---- batched augmentation ----------------------------------------------------------------

@@ -1,5 +1,17 @@
 """Datasets as LightningDataModules, all on the in-memory base in ``base``."""
 
-from litnets.data.base import EpochIndexSampler, InMemoryDataModule, TensorBatches
+from litnets.data.base import (
+    Batches,
+    EpochIndexSampler,
+    InMemoryDataModule,
+    LoaderBatches,
+    TensorBatches,
+)
 
-__all__ = ["EpochIndexSampler", "InMemoryDataModule", "TensorBatches"]
+__all__ = [
+    "Batches",
+    "EpochIndexSampler",
+    "InMemoryDataModule",
+    "LoaderBatches",
+    "TensorBatches",
+]

@@ -3,7 +3,7 @@
 torchvision's ``RandomCrop(padding=p)`` and ``RandomHorizontalFlip`` run once per sample
 (5.5 ms for 64 CIFAR-10 images on two CPU cores); here a batch is one gather (0.26 ms),
 on the GPU when the data is there. The random draws come from a generator seeded per
-(seed, epoch, rank) by ``TensorBatches``, so a resumed run sees the very same augmented
+(seed, epoch, rank) by the batch iterator, so a resumed run sees the very same augmented
 batches, and DDP ranks draw independently.
 """
 

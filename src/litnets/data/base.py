@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from litnets.data.augment import BatchAugment
 from litnets.errors import ConfigError
@@ -87,18 +88,19 @@ class EpochIndexSampler:
         return torch.Generator(device=device).manual_seed(seed)
 
 
-class TensorBatches:
-    """Batches sliced from in-memory tensors; a lean stand-in for a ``DataLoader``.
+class Batches(ABC):
+    """An epoch's batches in ``sampler``'s order, augmented when asked; Lightning iterates it.
 
     The ``sampler`` attribute is what Lightning looks for to call ``set_epoch``;
     ``batch_sampler = None`` tells its dataloader checks that there is no other sampler.
+    Being a plain iterable, not a ``DataLoader``, it is never re-sharded by Lightning:
+    ``sampler`` shards per rank already.
     """
 
     batch_sampler = None
 
     def __init__(
         self,
-        tensors: Sequence[Tensor],
         batch_size: int,
         sampler: EpochIndexSampler,
         *,
@@ -107,7 +109,6 @@ class TensorBatches:
     ) -> None:
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        self.tensors = tuple(tensors)
         self.batch_size = batch_size
         self.sampler = sampler
         self.drop_last = drop_last
@@ -117,24 +118,87 @@ class TensorBatches:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+    def __iter__(self) -> Iterator[Sequence[Tensor]]:
         if self.augment is None:
-            yield from self._slices()
+            yield from self._unaugmented()
             return
-        generator = self.sampler.generator(self.tensors[0].device)
-        for inputs, *rest in self._slices():
+        generator = self.sampler.generator(self.device)
+        for inputs, *rest in self._unaugmented():
             yield (self.augment(inputs, generator), *rest)
 
-    def _slices(self) -> Iterator[tuple[Tensor, ...]]:
+    @property
+    @abstractmethod
+    def device(self) -> torch.device:
+        """Where the batches are made (and augmented)."""
+
+    @abstractmethod
+    def _unaugmented(self) -> Iterator[Sequence[Tensor]]: ...
+
+
+class TensorBatches(Batches):
+    """Batches sliced from in-memory tensors; a lean stand-in for a ``DataLoader``."""
+
+    def __init__(self, tensors: Sequence[Tensor], batch_size: int, sampler: EpochIndexSampler,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(batch_size, sampler, **kwargs)
+        self.tensors = tuple(tensors)
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    def _unaugmented(self) -> Iterator[tuple[Tensor, ...]]:
         stop = len(self) * self.batch_size if self.drop_last else len(self.sampler)
         if self.sampler.is_identity:
             for start in range(0, stop, self.batch_size):
                 yield tuple(t[start : start + self.batch_size] for t in self.tensors)
             return
-        order = self.sampler.indices().to(self.tensors[0].device)
+        order = self.sampler.indices().to(self.device)
         for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size]
             yield tuple(t[index] for t in self.tensors)
+
+
+class _EpochOrder(Sampler[int]):
+    """``EpochIndexSampler``'s order for a ``DataLoader`` (read in the main process)."""
+
+    def __init__(self, sampler: EpochIndexSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.sampler.indices().tolist())
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class LoaderBatches(Batches):
+    """A ``DataLoader`` over any map-style dataset: worker processes, pinned memory.
+
+    For data read lazily, sample by sample (a dataset that does not fit in memory); the
+    order, sharding and augmentation are those of ``TensorBatches``, so the two give the
+    very same batches and a resumed run is exact either way.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, sampler: EpochIndexSampler, *,
+                 num_workers: int = 0, pin_memory: bool = False, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(batch_size, sampler, **kwargs)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=_EpochOrder(sampler),
+            drop_last=self.drop_last,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def _unaugmented(self) -> Iterator[Sequence[Tensor]]:
+        return iter(self.loader)
 
 
 def scale_pixels(raw: Tensor, mean: float | Tensor, std: float | Tensor) -> Tensor:
@@ -157,7 +221,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     The base carves a seeded validation split out of the training part, applies an optional
     fitted preprocessing step, keeps everything on the training device if ``on_device``,
-    and serves ``TensorBatches`` (sharded per rank under DDP).
+    and serves ``TensorBatches`` (sharded per rank under DDP). With ``loader="torch"`` it
+    serves a ``DataLoader`` over ``dataset(split)`` instead, with worker processes: the
+    path for data read sample by sample (override ``dataset``), in the very same order.
     """
 
     task: ClassVar[str] = "classification"
@@ -172,6 +238,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         drop_last: bool = False,
         on_device: bool = True,
         augment: Mapping[str, Any] | None = None,
+        loader: Literal["tensors", "torch"] = "tensors",
+        num_workers: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -182,7 +250,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.val_size = val_size
         self.seed = seed
         self.drop_last = drop_last
-        self.on_device = on_device
+        if loader not in ("tensors", "torch"):
+            raise ConfigError(f"data.loader must be tensors or torch, got {loader!r}")
+        if loader == "tensors" and num_workers:
+            raise ConfigError("data.num_workers needs data.loader=torch (tensors need no workers)")
+        self.loader = loader
+        self.num_workers = num_workers
+        self.on_device = on_device and loader == "tensors"  # workers read host memory
         self.augment = self._parse_augment(augment or {})
         self.splits: dict[str, Split] = {}
 
@@ -216,6 +290,10 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def load(self) -> dict[str, Split]:
         """Return at least ``train`` and ``test`` splits; ``val`` is optional."""
 
+    def dataset(self, split: str) -> Dataset:
+        """The samples ``loader=torch`` reads; a dataset too big for memory overrides this."""
+        return TensorDataset(*self.splits[split])
+
     def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
         """Fit any preprocessing on the training split and apply it to all (default: none)."""
         return splits
@@ -231,7 +309,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         device = self._device()
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
 
-    def train_dataloader(self) -> TensorBatches:
+    def train_dataloader(self) -> Batches:
         return self._batches(
             "train",
             self.batch_size,
@@ -240,13 +318,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             augment=self._augment(),
         )
 
-    def val_dataloader(self) -> TensorBatches:
+    def val_dataloader(self) -> Batches:
         return self._batches("val", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> TensorBatches:
+    def test_dataloader(self) -> Batches:
         return self._batches("test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> TensorBatches:
+    def predict_dataloader(self) -> Batches:
         return self.test_dataloader()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -293,18 +371,24 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         shuffle: bool,
         drop_last: bool = False,
         augment: BatchAugment | None = None,
-    ) -> TensorBatches:
+    ) -> Batches:
         if not self.splits:
             self.setup()
-        tensors = self.splits[split]
+        dataset = self.dataset(split) if self.loader == "torch" else None
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         sampler = EpochIndexSampler(
-            len(tensors[0]),
+            len(dataset) if dataset is not None else len(self.splits[split][0]),
             shuffle=shuffle,
             seed=self.seed,
             rank=rank,
             world_size=world,
             drop_uneven=split == "train",
         )
-        return TensorBatches(tensors, batch_size, sampler, drop_last=drop_last, augment=augment)
+        options = {"drop_last": drop_last, "augment": augment}
+        if dataset is None:
+            return TensorBatches(self.splits[split], batch_size, sampler, **options)
+        pin = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return LoaderBatches(
+            dataset, batch_size, sampler, num_workers=self.num_workers, pin_memory=pin, **options
+        )
