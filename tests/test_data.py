@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,24 +97,33 @@ def test_loader_options_are_checked() -> None:
         IrisDataModule(num_workers=2)
 
 
-def test_training_through_a_dataloader_matches_the_tensor_path(tmp_path, tiny_data_dir) -> None:
+def train_tiny_mnist(run_dir: Path, data_dir: Path, *overrides: str) -> dict:
+    """A real ``train`` run in this process on the tiny generated MNIST."""
     from litnets import run
     from litnets.config import compose
 
     common = [
-        "data=mnist", f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "logger=none",
+        "data=mnist", f"paths.data_dir={data_dir}", "data.val_size=16", "logger=none",
         "pictures=false", "trainer.enable_model_summary=false", "data.batch_size=16",
-        "trainer.max_epochs=3", "data.augment.crop_padding=2",
     ]  # fmt: skip
-    tensors = run.train(compose(common, output_dir=tmp_path / "a"))
+    return run.train(compose([*common, *overrides], output_dir=str(run_dir)))
+
+
+def same_final_weights(*run_dirs: Path) -> bool:
+    first, second = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for d in run_dirs
+    )
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_training_through_a_dataloader_matches_the_tensor_path(tmp_path, tiny_data_dir) -> None:
+    common = ["trainer.max_epochs=3", "data.augment.crop_padding=2"]
+    tensors = train_tiny_mnist(tmp_path / "a", tiny_data_dir, *common)
     loader = ["data.loader=torch", "data.num_workers=2"]
-    workers = run.train(compose([*common, *loader], output_dir=tmp_path / "b"))
+    workers = train_tiny_mnist(tmp_path / "b", tiny_data_dir, *common, *loader)
     assert workers["test"] == tensors["test"]
-    weights = [
-        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        for name in ("a", "b")
-    ]
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert same_final_weights(tmp_path / "a", tmp_path / "b")
 
 
 # ---- batched augmentation ----------------------------------------------------------------
@@ -321,18 +331,10 @@ def test_augmented_training_resumes_exactly(tmp_path, tiny_data_dir) -> None:
     from litnets import run
     from litnets.config import compose
 
-    common = [
-        "data=mnist", f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "logger=none",
-        "pictures=false", "trainer.enable_model_summary=false", "data.batch_size=16",
-        "data.augment.hflip=true", "data.augment.crop_padding=2",
-    ]  # fmt: skip
-    straight = run.train(compose([*common, "trainer.max_epochs=4"], output_dir=tmp_path / "a"))
-    run.train(compose([*common, "trainer.max_epochs=2"], output_dir=tmp_path / "b"))
-    resume = compose([f"resume={tmp_path / 'b'}"], output_dir=tmp_path / "unused")
+    augment = ["data.augment.hflip=true", "data.augment.crop_padding=2"]
+    straight = train_tiny_mnist(tmp_path / "a", tiny_data_dir, *augment, "trainer.max_epochs=4")
+    train_tiny_mnist(tmp_path / "b", tiny_data_dir, *augment, "trainer.max_epochs=2")
+    resume = compose([f"resume={tmp_path / 'b'}"], output_dir=str(tmp_path / "unused"))
     resumed = run.train(resume, overrides=["trainer.max_epochs=4"])
     assert resumed["test"] == straight["test"]
-    weights = [
-        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        for name in ("a", "b")
-    ]
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert same_final_weights(tmp_path / "a", tmp_path / "b")
