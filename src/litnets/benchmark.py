@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from litnets import run
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
+from litnets.tasks.base import epoch_time
 
 
 @dataclass
@@ -49,18 +49,13 @@ class Timing:
     samples_per_epoch: int = 0
     test_acc: float | None = None
 
-    def set_epochs(self, seconds: list[float]) -> None:
-        later = seconds[1:] or seconds
-        self.first_epoch_s, self.steady_epoch_s = seconds[0], statistics.median(later)
+    def set_epochs(self, times: dict[str, float]) -> None:
+        """From ``epoch_time``'s summary: the same definition litnets runs report."""
+        self.first_epoch_s, self.steady_epoch_s = times["first"], times["steady"]
 
     def row(self) -> dict[str, Any]:
         rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
         return {**rounded, "samples_per_s": round(self.samples_per_epoch / self.steady_epoch_s)}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -116,7 +111,7 @@ def _hand_written_loop(
     if test_batches is not None:
         timing.test_acc = accuracy(test_batches())
     timing.total_s = time.perf_counter() - started
-    timing.set_epochs(seconds)
+    timing.set_epochs(epoch_time(seconds))
     return timing
 
 
@@ -190,8 +185,7 @@ def litnets_pipeline(cfg: DictConfig, epochs: int) -> Timing:
     started = time.perf_counter()
     summary = run.train(cfg)
     timing.total_s = time.perf_counter() - started
-    epoch_time = summary["epoch_time_s"]
-    timing.first_epoch_s, timing.steady_epoch_s = epoch_time["first"], epoch_time["steady"]
+    timing.set_epochs(summary["epoch_time_s"])
     timing.samples_per_epoch = summary["train_samples"]
     timing.test_acc = summary.get("test", {}).get("test/acc")
     return timing

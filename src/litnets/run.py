@@ -30,6 +30,7 @@ from litnets.models import saved
 from litnets.models.base import Architecture
 from litnets.signatures import check_arguments
 from litnets.tasks import TASKS, SchedulerSpec, Task
+from litnets.tasks.base import epoch_time
 
 
 def _quiet_lightning() -> None:
@@ -347,7 +348,7 @@ def train(
         summary["objective"] = _objective(summary, str(cfg.optimized_metric))
     summary["learned"] = model.learned_parameters() if isinstance(model, Architecture) else {}
     summary["fit_time_s"] = round(fit_seconds, 3)
-    summary["epoch_time_s"] = {k: round(v, 4) for k, v in task.epoch_time().items()}
+    summary["epoch_time_s"] = {k: round(v, 4) for k, v in epoch_time(task.epoch_seconds).items()}
     summary["train_samples"] = len(datamodule.splits["train"][0])
     if process_started_at is not None and task.train_started_at is not None:
         summary["startup_s"] = round(task.train_started_at - process_started_at, 3)

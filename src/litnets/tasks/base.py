@@ -30,6 +30,13 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SPLITS = ("train", "val", "test")
 
 
+def epoch_time(seconds: list[float]) -> dict[str, float]:
+    """The first epoch's seconds (warm-up, compilation) and the median of the rest."""
+    if not seconds:
+        return {}
+    return {"first": seconds[0], "steady": statistics.median(seconds[1:] or seconds)}
+
+
 @dataclass
 class SchedulerSpec:
     """A learning-rate scheduler factory and how Lightning should step it."""
@@ -205,13 +212,6 @@ class Task(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started_at = time.perf_counter()
-
-    def epoch_time(self) -> dict[str, float]:
-        """Seconds per epoch (training and validation): the first, and the median of the rest."""
-        if not self.epoch_seconds:
-            return {}
-        later = self.epoch_seconds[1:] or self.epoch_seconds
-        return {"first": self.epoch_seconds[0], "steady": statistics.median(later)}
 
     def on_train_epoch_end(self) -> None:
         values = self._log_epoch("train")
