@@ -33,7 +33,16 @@ class BatchAugment:
             )
         self.hflip = hflip
         self.crop_padding = crop_padding
-        self.fill = torch.as_tensor(fill, dtype=torch.float32).flatten()
+        self.fill = fill
+
+    @property
+    def fill(self) -> Tensor:
+        return self._fill
+
+    @fill.setter
+    def fill(self, value: Sequence[float] | Tensor) -> None:
+        self._fill = torch.as_tensor(value, dtype=torch.float32).flatten()
+        self._fill_on: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     @property
     def active(self) -> bool:
@@ -61,7 +70,14 @@ class BatchAugment:
     def _pad(self, images: Tensor) -> Tensor:
         n, c, h, w = images.shape
         p = self.crop_padding
-        fill = self.fill.to(images).expand(c) if len(self.fill) == 1 else self.fill.to(images)
+        fill = self._fill_like(images).expand(c)
         padded = fill.view(1, c, 1, 1).expand(n, c, h + 2 * p, w + 2 * p).clone()
         padded[:, :, p : p + h, p : p + w] = images
         return padded
+
+    def _fill_like(self, images: Tensor) -> Tensor:
+        """The fill on the batch's device, copied there once: a copy per batch would wait."""
+        key = (images.device, images.dtype)
+        if key not in self._fill_on:
+            self._fill_on[key] = self._fill.to(images)
+        return self._fill_on[key]
