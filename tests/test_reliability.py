@@ -158,6 +158,15 @@ def test_other_scripts_name_unknown_keys(tmp_path) -> None:
     )
 
 
+@pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
+def test_a_missing_checkpoint_argument_is_one_line(tmp_path, script) -> None:
+    result = run_script(script, log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "litnets: error: ckpt_path is required: add ckpt_path=... to the command line"
+    )
+
+
 def test_run_dirs_never_collide(tmp_path) -> None:
     commands = [
         subprocess.Popen(

@@ -101,11 +101,15 @@ def test_every_group_overridden_on_the_command_line(tmp_path) -> None:
         "seed=7",
         f"hydra.run.dir={run_dir}",
     ]
-    check_ok(run_script("train.py", *overrides, log_dir=tmp_path))
+    result = run_script("train.py", *overrides, log_dir=tmp_path)
+    check_ok(result)
     metrics = read_metrics(run_dir)
     assert metrics["model"] == "SoftmaxRegression"
     assert metrics["seed"] == 7
     assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert metrics["logs"] == {"csv": str(run_dir / "csv")}
+    assert f"CSV          {run_dir / 'csv' / 'metrics.csv'}" in result.stdout
+    assert "tensorboard --logdir" not in result.stdout  # no TensorBoard logger, no hint
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     for text in ("CosineAnnealingLR", "torch.optim.SGD", "EarlyStopping", "accelerator: cpu"):
         assert text in config

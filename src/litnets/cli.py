@@ -168,8 +168,15 @@ def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _one_line(err: Exception) -> str:
+    if isinstance(err, MissingMandatoryValue):  # a `???` in the config that nobody filled
+        key = err.full_key or "a required value"
+        return f"{key} is required: add {key}=... to the command line"
+    return str(err)
+
+
 def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a ``LitnetsError`` as ``litnets: error: ...`` and exit 2.
+    """Print a ``LitnetsError`` (or a required value left unset) as ``litnets: error: ...``, exit 2.
 
     In a ``-m`` sweep the failed job is reported the same way and returns NaN, which Optuna
     records as a failed trial; the sweep goes on, and the script exits 1 at its end.
@@ -180,10 +187,10 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except LitnetsError as err:
+        except (LitnetsError, MissingMandatoryValue) as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"litnets: error: {err}", file=sys.stderr)
+            print(f"litnets: error: {_one_line(err)}", file=sys.stderr)
             if _in_sweep():
                 FAILED_SWEEP_JOBS.append(str(err))
                 return float("nan")

@@ -18,6 +18,7 @@ import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, get_object, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -176,6 +177,17 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     ]
 
 
+def logged_to(loggers: Sequence[Any]) -> dict[str, str]:
+    """Where each logger writes, by kind (``tensorboard``, ``csv``), for the run summary."""
+    kinds = {TensorBoardLogger: "tensorboard", CSVLogger: "csv"}
+    where = {}
+    for logger in loggers:
+        kind = next((k for cls, k in kinds.items() if isinstance(logger, cls)), None)
+        if getattr(logger, "log_dir", None):
+            where[kind or type(logger).__name__] = str(Path(logger.log_dir))
+    return where
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
     if str(cfg.trainer.accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
         raise ConfigError(
@@ -300,6 +312,7 @@ def train(
         "seed": cfg.seed,
     }
     loggers = build_loggers(cfg)
+    summary["logs"] = logged_to(loggers)
     callbacks = [
         *build_callbacks(cfg, task, has_logger=bool(loggers)),
         *extra_callbacks,
@@ -425,7 +438,10 @@ def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
         lines.append(f"  checkpoint   {summary['checkpoints']['best']}")
     if summary["status"] == "interrupted" and summary.get("resume_from"):
         lines.append(f"  resume       python scripts/train.py resume={summary['run_dir']}")
-    if log_dir:
+    logs = summary.get("logs", {})
+    if "csv" in logs:
+        lines.append(f"  CSV          {Path(logs['csv']) / 'metrics.csv'}")
+    if log_dir and "tensorboard" in logs:
         lines.append(f"  TensorBoard  tensorboard --logdir {log_dir}")
     return "\n".join(lines)
 
