@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from conftest import check_ok, run_script
+from litnets import benchmark
+from litnets.config import compose
+from litnets.errors import ConfigError
 
 
 def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
@@ -24,3 +30,10 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     assert report["epoch_ratio_litnets_over_plain"] > 0
     assert report["startup"]["ratio"] > 0
     assert "litnets_over_tutorial" in result.stdout
+
+
+def test_a_gpu_benchmark_without_a_gpu_is_one_line(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA GPU is available here"):
+        benchmark._device(compose(["trainer=gpu"], "benchmark"))
+    assert benchmark._device(compose(["trainer=auto"], "benchmark")).type == "cpu"

@@ -188,12 +188,17 @@ def logged_to(loggers: Sequence[Any]) -> dict[str, str]:
     return where
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
+def check_accelerator(cfg: DictConfig) -> None:
+    """A GPU run on a machine without one: say so in a line, before anything is built."""
     if str(cfg.trainer.accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
         raise ConfigError(
             "trainer.accelerator=gpu, but no CUDA GPU is available here "
             "(torch.cuda.is_available() is False): use trainer=auto or trainer=cpu"
         )
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
+    check_accelerator(cfg)
     trainer = instantiate_node(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, L.Trainer):
         raise ConfigError("trainer._target_ must be a lightning Trainer")
