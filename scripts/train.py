@@ -18,7 +18,13 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from litnets.cli import check_command_line, exit_status, report_errors, sweep_exit_status  # noqa: E402
+from litnets.cli import (  # noqa: E402
+    check_command_line,
+    exit_status,
+    report_errors,
+    resume_in_place,
+    sweep_exit_status,
+)
 from litnets.config import CONFIG_DIR  # noqa: E402
 
 
@@ -38,6 +44,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = resume_in_place(sys.argv[1:])  # Hydra reads sys.argv
     check_command_line(sys.argv[1:], "train")
     main()
     sys.exit(sweep_exit_status())

@@ -58,7 +58,12 @@ def test_killed_run_resumes_to_exactly_the_same_result(
     saved = torch.load(interrupted["resume_from"], weights_only=True)
     assert saved["epoch"] == interrupted["epochs"] - 1  # saved at the stop, not the cadence
 
+    log_lines = (run_dir / "train.log").read_text().count("\n")
     check_ok(run_script("train.py", f"resume={run_dir}", log_dir=tmp_path / "resume"))
+    assert not list((tmp_path / "resume").iterdir()), "the resumed run stays in its own dir"
+    assert (run_dir / "train.log").read_text().count("\n") > log_lines  # appended to
+    (resumed_config,) = run_dir.glob(".hydra/resumed-*/overrides.yaml")
+    assert f"resume={run_dir}" in resumed_config.read_text()
     resumed = read_metrics(run_dir)
     expected = read_metrics(straight_run)
     assert resumed["status"] == "completed"
@@ -165,6 +170,21 @@ def test_a_missing_checkpoint_argument_is_one_line(tmp_path, script) -> None:
     assert result.stderr.strip() == (
         "litnets: error: ckpt_path is required: add ckpt_path=... to the command line"
     )
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_a_dir_that_holds_a_run_is_not_reused(tmp_path, key) -> None:
+    taken = tmp_path / "taken"
+    job = taken / "0" if key == "hydra.sweep.dir" else taken
+    (job / "checkpoints").mkdir(parents=True)
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run")
+    (job / "metrics.json").write_text("{}")
+    sweep = ["-m"] if key == "hydra.sweep.dir" else []
+    result = run_script("train.py", *sweep, f"{key}={taken}", log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"litnets: error: {taken} already holds a ")
+    assert sorted(p.name for p in job.iterdir()) == ["checkpoints", "metrics.json"]  # untouched
+    assert (job / "metrics.json").read_text() == "{}"
 
 
 def test_run_dirs_never_collide(tmp_path) -> None:

@@ -6,6 +6,7 @@ import difflib
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,66 @@ def check_keys(argv: Sequence[str], config_name: str) -> None:
 _OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
 
 
+def _value_of(argv: Sequence[str], key: str) -> str | None:
+    """The last ``key=value`` (or ``+key=value``) of the command line, as written."""
+    values = [a.partition("=")[2] for a in argv if a.lstrip("+").partition("=")[0] == key]
+    return values[-1] if values else None
+
+
+def resume_in_place(argv: Sequence[str]) -> list[str]:
+    """``resume=<dir>`` continues in ``<dir>``: Hydra's log and files go there too.
+
+    Without this Hydra would open a new, almost empty run dir for the resumed part. Its
+    ``train.log`` is appended to, and this command's own config goes to
+    ``.hydra/resumed-<time>/`` so the original ``.hydra/`` stays as the run began.
+    """
+    argv = list(argv)
+    resume = _value_of(argv, "resume")
+    sweeping = any(a in ("-m", "--multirun") for a in argv)
+    if not resume or resume == "null" or sweeping or _value_of(argv, "hydra.run.dir"):
+        return argv
+    from litnets.config import launched_rank_is_zero
+
+    run_dir = Path(resume).expanduser().absolute()
+    subdir = f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    return [
+        *argv,
+        f"hydra.run.dir={run_dir}",
+        f"hydra.output_subdir={subdir if launched_rank_is_zero() else 'null'}",
+    ]
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return (folder / "metrics.json").is_file() or any(folder.glob("checkpoints/*.ckpt"))
+
+
+def check_not_taken(argv: Sequence[str]) -> None:
+    """Refuse an explicit ``hydra.run.dir``/``hydra.sweep.dir`` that already holds a run.
+
+    Hydra would overwrite that run's saved config at once, and the new run its
+    ``metrics.json`` and ``last.ckpt``; continuing it is what ``resume=`` is for.
+    """
+    from litnets.config import launched_rank_is_zero
+
+    if not launched_rank_is_zero():  # the other ranks join the dir rank 0 checked
+        return
+    resume = _value_of(argv, "resume")
+    resumed = Path(resume).expanduser().absolute() if resume and resume != "null" else None
+    run_dir = _value_of(argv, "hydra.run.dir")
+    if run_dir and "${" not in run_dir:
+        folder = Path(run_dir).expanduser().absolute()
+        if folder != resumed and _holds_a_run(folder):
+            _fail(
+                f"{folder} already holds a run: continue it with resume={folder}, "
+                "or give a new hydra.run.dir"
+            )
+    sweep_dir = _value_of(argv, "hydra.sweep.dir")
+    if sweep_dir and "${" not in sweep_dir:
+        folder = Path(sweep_dir).expanduser().absolute()
+        if _holds_a_run(folder) or any(_holds_a_run(job) for job in folder.glob("*/")):
+            _fail(f"{folder} already holds a sweep: give a new hydra.sweep.dir")
+
+
 def check_output_dir(argv: Sequence[str]) -> None:
     """Fail in one line if the run dir cannot be created (Hydra would fail with a traceback).
 
@@ -135,6 +196,7 @@ def check_command_line(argv: Sequence[str], config_name: str) -> None:
     """The checks every script runs on its arguments before Hydra starts."""
     check_group_choices(argv)
     check_output_dir(argv)
+    check_not_taken(argv)
     check_keys(argv, config_name)
 
 
