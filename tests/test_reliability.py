@@ -131,6 +131,27 @@ def test_bad_input_is_one_line(tmp_path, overrides, message) -> None:
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=abc", "seed must be int, got 'abc'"),
+        ("test_ckpt=final", "test_ckpt must be one of 'best', 'last', got 'final'"),
+        ("compile=maybe", "compile must be bool, got 'maybe'"),
+        ("float32_matmul_precision=low", "must be one of 'highest', 'high', 'medium'"),
+        ("optimized_metric=val/accuracy", "choose one of: val/loss, val/acc, test/loss"),
+    ],
+)
+def test_top_level_options_are_checked_before_training(tmp_path, override, message) -> None:
+    from litnets import run
+    from litnets.config import compose
+    from litnets.errors import ConfigError
+
+    cfg = compose([override, "logger=none"], output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=message):
+        run.train(cfg)
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.json"))
+
+
 def test_unwritable_log_dir_is_one_line(tmp_path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -8,9 +8,9 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -298,6 +298,7 @@ def train(
     started = time.perf_counter()
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
+    check_run_options(cfg)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -309,6 +310,7 @@ def train(
     if cfg.compile:
         model.compile()
     task = build_task(cfg, model, kind, datamodule.num_outputs)
+    _check_optimized_metric(cfg, task)
     summary: dict[str, Any] = {
         "status": "running",
         "task": kind,
@@ -352,8 +354,6 @@ def train(
             status="interrupted", stopped_by=stopped_by, resume_from=latest_checkpoint(trainer)
         )
     elif cfg.test_after_fit:
-        if cfg.test_ckpt not in {"best", "last"}:
-            raise ConfigError(f"test_ckpt must be best or last, got {cfg.test_ckpt!r}")
         best = checkpoint.best_model_path if checkpoint is not None else None
         ckpt = best if cfg.test_ckpt == "best" else latest_checkpoint(trainer)
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)
@@ -373,13 +373,40 @@ def train(
     return _finish(trainer, output_dir, summary, started)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The top-level keys of ``conf/train.yaml``, typed: a bad value fails before training."""
+
+    seed: int
+    test_after_fit: bool
+    test_ckpt: Literal["best", "last"]
+    pictures: bool
+    compile: bool
+    float32_matmul_precision: Literal["highest", "high", "medium"]
+    optimized_metric: str | None
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    options = {f.name: cfg[f.name] for f in fields(RunOptions) if f.name in cfg}
+    check_arguments(RunOptions, options, where="")
+
+
+def _check_optimized_metric(cfg: DictConfig, task: Task) -> None:
+    metric = cfg.get("optimized_metric")
+    if metric and metric not in task.metric_names():
+        raise ConfigError(
+            f"optimized_metric={metric} is not a metric of this run; "
+            f"choose one of: {', '.join(task.metric_names())}"
+        )
+
+
 def _objective(summary: dict[str, Any], metric: str) -> float:
     """The run's best value of ``metric`` (a validation metric): what a sweeper optimises."""
     values = {**summary.get("best_val", {}), **summary.get("test", {})}
     if metric not in values:
         raise ConfigError(
-            f"optimized_metric={metric} is not a metric of this run; "
-            f"choose one of: {', '.join(sorted(values))}"
+            f"optimized_metric={metric} was never logged in this run (did it validate? see "
+            "trainer.check_val_every_n_epoch)"
         )
     return float(values[metric])
 

@@ -78,5 +78,6 @@ def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], wh
         hint = hints.get(key, inspect.Parameter.empty)
         if _accepts(hint, value) is False:
             raise ConfigError(
-                f"{where}.{key} must be {_describe(hint)}, got {value!r} ({type(value).__name__})"
+                f"{where}{'.' if where else ''}{key} must be {_describe(hint)}, "
+                f"got {value!r} ({type(value).__name__})"
             )

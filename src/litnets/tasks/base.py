@@ -106,6 +106,12 @@ class Task(L.LightningModule):
     def prepare_target(self, output: Tensor, target: Tensor) -> Tensor:
         return target
 
+    def metric_names(self) -> list[str]:
+        """Every validation and test metric the task logs per epoch (``val/acc``, ...)."""
+        names = ["loss", *(["acc"] if self.val_stats.accuracy else []), *self.val_metrics]
+        logged = [f"{split}/{name}" for split in ("val", "test") for name in names]
+        return [*logged, f"{self.monitor}_best"]
+
     def stats(self, split: str) -> LossAccuracy:
         return getattr(self, f"{split}_stats")
 
