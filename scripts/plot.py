@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from litnets.curves import find_runs, read_scalars, run_name
+from litnets.curves import find_runs, read_scalars, run_name, run_of
 from litnets.plots import learning_curves
 
 
@@ -26,7 +26,8 @@ def main() -> int:
     folders = find_runs(roots)
     if not folders:
         print(
-            f"litnets: error: no TensorBoard event files under {', '.join(map(str, roots))}",
+            f"litnets: error: no logged scalars (TensorBoard event files or metrics.csv) "
+            f"under {', '.join(map(str, roots))}",
             file=sys.stderr,
         )
         return 2
@@ -35,12 +36,7 @@ def main() -> int:
         targets = [(args.output or roots[0] / "curves.png", runs)]
     else:
         targets = [
-            (
-                folder.parent / "curves.png"
-                if folder.name == "tensorboard"
-                else folder / "curves.png",
-                {name: curves},
-            )
+            (run_of(folder) / "curves.png", {name: curves})
             for folder, (name, curves) in zip(folders, runs.items(), strict=True)
         ]
     for path, selection in targets:

@@ -139,7 +139,24 @@ def test_plot_script_on_a_multirun(tmp_path) -> None:
     assert len(list(multirun.glob("*/tensorboard"))) == 2
 
 
+def test_plot_script_reads_a_csv_logged_run(tmp_path) -> None:
+    from litnets import run
+    from litnets.config import compose
+    from litnets.curves import find_runs, read_scalars
+
+    run_dir = tmp_path / "csv-run"
+    overrides = ["logger=csv", "trainer.max_epochs=40", "pictures=false"]
+    run.train(compose(overrides, output_dir=str(run_dir)))
+    assert find_runs([tmp_path]) == [run_dir / "csv"]
+    curves = read_scalars(run_dir / "csv")
+    assert [epoch for epoch, _ in curves["train/loss"]] == list(range(1, 41))
+    assert [epoch for epoch, _ in curves["val/acc"]] == [20, 40]  # Iris validates every 20
+    assert "test/acc" in curves and not {"epoch", "step", "train/loss_step"} & set(curves)
+    check_ok(run_script("plot.py", str(run_dir), log_dir=tmp_path))
+    assert Image.open(run_dir / "curves.png").size[0] >= 800
+
+
 def test_plot_script_errors_are_one_line(tmp_path) -> None:
     result = run_script("plot.py", str(tmp_path), log_dir=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith("litnets: error: no TensorBoard event files")
+    assert result.stderr.startswith("litnets: error: no logged scalars (TensorBoard event files or")
