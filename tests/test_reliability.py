@@ -139,9 +139,11 @@ def test_bad_input_is_one_line(tmp_path, overrides, message) -> None:
         ("compile=maybe", "compile must be bool, got 'maybe'"),
         ("float32_matmul_precision=low", "must be one of 'highest', 'high', 'medium'"),
         ("optimized_metric=val/accuracy", "choose one of: val/loss, val/acc, test/loss"),
+        ("trainer.check_val_every_n_epoch=0", "must be at least 1, got 0"),  # Lightning: % 0
+        ("trainer.num_nodes=0", "trainer.num_nodes must be at least 1"),
     ],
 )
-def test_top_level_options_are_checked_before_training(tmp_path, override, message) -> None:
+def test_bad_run_values_are_caught_before_training(tmp_path, override, message) -> None:
     from litnets import run
     from litnets.config import compose
     from litnets.errors import ConfigError

@@ -197,8 +197,15 @@ def check_accelerator(cfg: DictConfig) -> None:
         )
 
 
+_AT_LEAST_ONE = ("check_val_every_n_epoch", "accumulate_grad_batches", "num_nodes")
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
     check_accelerator(cfg)
+    for key in _AT_LEAST_ONE:  # Lightning takes 0 here and fails later (e.g. modulo by zero)
+        value = cfg.trainer.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ConfigError(f"trainer.{key} must be at least 1, got {value}")
     trainer = instantiate_node(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, L.Trainer):
         raise ConfigError("trainer._target_ must be a lightning Trainer")
