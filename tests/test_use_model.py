@@ -143,3 +143,27 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, iris_run) -> None:
     assert message.startswith("litnets: error:")
     assert "different model or dataset" in message
     assert "(10, 4) vs (20, 4)" in message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("top_k=0", "top_k must be a positive integer, got 0"),
+        ("num_samples=-3", "num_samples must be a positive integer, got -3"),
+    ],
+)
+def test_bad_predict_options_are_one_line(tmp_path, iris_run, override, message) -> None:
+    result = run_script("predict.py", f"ckpt_path={iris_run}", override, log_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"litnets: error: {message}"
+
+
+def test_inference_on_a_gpu_that_is_not_there_is_a_config_error(monkeypatch) -> None:
+    from litnets import run
+    from litnets.config import compose
+    from litnets.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose(["ckpt_path=unused", "accelerator=gpu"], "eval")
+    with pytest.raises(ConfigError, match=r"accelerator=gpu, but no CUDA GPU .* accelerator=auto"):
+        run._inference_trainer(cfg)

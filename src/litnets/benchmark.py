@@ -59,7 +59,7 @@ class Timing:
 
 
 def _device(cfg: DictConfig) -> torch.device:
-    run.check_accelerator(cfg)
+    run.check_accelerator(cfg.trainer.accelerator)
     wanted = str(cfg.trainer.accelerator)
     if wanted in {"gpu", "cuda"} or (wanted == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")

@@ -188,12 +188,13 @@ def logged_to(loggers: Sequence[Any]) -> dict[str, str]:
     return where
 
 
-def check_accelerator(cfg: DictConfig) -> None:
+def check_accelerator(accelerator: Any, key: str = "trainer.accelerator") -> None:
     """A GPU run on a machine without one: say so in a line, before anything is built."""
-    if str(cfg.trainer.accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
+    if str(accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
+        other = "trainer=auto or trainer=cpu" if key.startswith("trainer") else f"{key}=auto"
         raise ConfigError(
-            "trainer.accelerator=gpu, but no CUDA GPU is available here "
-            "(torch.cuda.is_available() is False): use trainer=auto or trainer=cpu"
+            f"{key}={accelerator}, but no CUDA GPU is available here "
+            f"(torch.cuda.is_available() is False): use {other}"
         )
 
 
@@ -201,7 +202,7 @@ _AT_LEAST_ONE = ("check_val_every_n_epoch", "accumulate_grad_batches", "num_node
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
-    check_accelerator(cfg)
+    check_accelerator(cfg.trainer.accelerator)
     for key in _AT_LEAST_ONE:  # Lightning takes 0 here and fails later (e.g. modulo by zero)
         value = cfg.trainer.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
@@ -516,6 +517,7 @@ def restore(ckpt_path: str, data_dir: str | None = None) -> Restored:
 
 
 def _inference_trainer(cfg: DictConfig) -> L.Trainer:
+    check_accelerator(cfg.accelerator, "accelerator")
     return L.Trainer(
         accelerator=cfg.accelerator,
         devices=1,
@@ -546,6 +548,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict on images, CSV rows or test samples; write ``predictions.csv``."""
+    for key in ("top_k", "num_samples"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")
     restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
     inputs, names, targets = load_inputs(str(cfg.input), restored.datamodule, cfg.num_samples)
     with torch.no_grad():
