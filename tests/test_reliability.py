@@ -195,6 +195,17 @@ def test_a_missing_checkpoint_argument_is_one_line(tmp_path, script) -> None:
     )
 
 
+def test_resuming_a_dir_without_a_run_writes_nothing_there(tmp_path) -> None:
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    result = run_script("train.py", f"resume={empty}", log_dir=tmp_path / "logs")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"litnets: error: cannot resume {empty}: it has no checkpoints/last.ckpt"
+    )
+    assert not list(empty.iterdir())
+
+
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
 def test_a_dir_that_holds_a_run_is_not_reused(tmp_path, key) -> None:
     taken = tmp_path / "taken"

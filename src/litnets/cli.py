@@ -125,7 +125,9 @@ def resume_in_place(argv: Sequence[str]) -> list[str]:
         return argv
     from litnets.config import launched_rank_is_zero
 
-    run_dir = Path(resume).expanduser().absolute()
+    run_dir = Path(resume).expanduser().resolve()
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():  # before Hydra writes there
+        _fail(f"cannot resume {run_dir}: it has no checkpoints/last.ckpt")
     subdir = f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     return [
         *argv,
@@ -149,10 +151,10 @@ def check_not_taken(argv: Sequence[str]) -> None:
     if not launched_rank_is_zero():  # the other ranks join the dir rank 0 checked
         return
     resume = _value_of(argv, "resume")
-    resumed = Path(resume).expanduser().absolute() if resume and resume != "null" else None
+    resumed = Path(resume).expanduser().resolve() if resume and resume != "null" else None
     run_dir = _value_of(argv, "hydra.run.dir")
     if run_dir and "${" not in run_dir:
-        folder = Path(run_dir).expanduser().absolute()
+        folder = Path(run_dir).expanduser().resolve()
         if folder != resumed and _holds_a_run(folder):
             _fail(
                 f"{folder} already holds a run: continue it with resume={folder}, "
