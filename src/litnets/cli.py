@@ -111,6 +111,12 @@ def _value_of(argv: Sequence[str], key: str) -> str | None:
     return values[-1] if values else None
 
 
+def _resumed_dir(argv: Sequence[str]) -> Path | None:
+    """The run dir ``resume=`` names on the command line, if any."""
+    resume = _value_of(argv, "resume")
+    return Path(resume).expanduser().resolve() if resume and resume != "null" else None
+
+
 def resume_in_place(argv: Sequence[str]) -> list[str]:
     """``resume=<dir>`` continues in ``<dir>``: Hydra's log and files go there too.
 
@@ -119,15 +125,16 @@ def resume_in_place(argv: Sequence[str]) -> list[str]:
     ``.hydra/resumed-<time>/`` so the original ``.hydra/`` stays as the run began.
     """
     argv = list(argv)
-    resume = _value_of(argv, "resume")
+    run_dir = _resumed_dir(argv)
     sweeping = any(a in ("-m", "--multirun") for a in argv)
-    if not resume or resume == "null" or sweeping or _value_of(argv, "hydra.run.dir"):
+    if run_dir is None or sweeping or _value_of(argv, "hydra.run.dir"):
         return argv
-    from litnets.config import launched_rank_is_zero
+    from litnets.config import launched_rank_is_zero, resume_checkpoint
 
-    run_dir = Path(resume).expanduser().resolve()
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():  # before Hydra writes there
-        _fail(f"cannot resume {run_dir}: it has no checkpoints/last.ckpt")
+    try:
+        resume_checkpoint(run_dir)  # before Hydra writes anything there
+    except LitnetsError as err:
+        _fail(str(err))
     subdir = f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     return [
         *argv,
@@ -150,8 +157,7 @@ def check_not_taken(argv: Sequence[str]) -> None:
 
     if not launched_rank_is_zero():  # the other ranks join the dir rank 0 checked
         return
-    resume = _value_of(argv, "resume")
-    resumed = Path(resume).expanduser().resolve() if resume and resume != "null" else None
+    resumed = _resumed_dir(argv)
     run_dir = _value_of(argv, "hydra.run.dir")
     if run_dir and "${" not in run_dir:
         folder = Path(run_dir).expanduser().resolve()

@@ -51,6 +51,17 @@ def run_name() -> str:
     return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
 
 
+def resume_checkpoint(run_dir: str | Path) -> Path:
+    """``<run dir>/checkpoints/last.ckpt``, what ``resume=`` continues from; it must exist."""
+    from litnets.errors import CheckpointError
+
+    folder = Path(run_dir).expanduser().resolve()
+    last = folder / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise CheckpointError(f"cannot resume {folder}: it has no checkpoints/last.ckpt")
+    return last
+
+
 def _register_resolvers() -> None:
     resolvers = {
         "litnets.root": lambda: str(REPO_ROOT),

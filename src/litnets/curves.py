@@ -39,7 +39,7 @@ def read_scalars(folder: Path) -> Curves:
     if not any(folder.glob(EVENT_FILES)) and (folder / CSV_FILE).is_file():
         return _read_csv(folder / CSV_FILE)
     by_tag: dict[str, dict[int, float]] = defaultdict(dict)
-    for file in sorted(folder.glob("events.out.tfevents.*")):
+    for file in sorted(folder.glob(EVENT_FILES)):
         for event in EventFileLoader(str(file)).Load():
             for value in event.summary.value:
                 if value.HasField("simple_value"):

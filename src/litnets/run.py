@@ -24,8 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from litnets import checkpoints
 from litnets.callbacks.last_checkpoint import LastCheckpoint
+from litnets.config import resume_checkpoint
 from litnets.data.base import InMemoryDataModule
-from litnets.errors import CheckpointError, ConfigError, DivergenceError, LitnetsError
+from litnets.errors import ConfigError, DivergenceError, LitnetsError
 from litnets.inputs import load_inputs
 from litnets.models import saved
 from litnets.models.base import Architecture
@@ -421,10 +422,8 @@ def _objective(summary: dict[str, Any], metric: str) -> float:
 
 def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The saved config of the run in ``cfg.resume``, set to continue from its last.ckpt."""
-    run_dir = Path(str(cfg.resume)).expanduser().resolve()
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise CheckpointError(f"cannot resume {run_dir}: it has no checkpoints/last.ckpt")
+    last = resume_checkpoint(str(cfg.resume))
+    run_dir = last.parent.parent
     saved = checkpoints.run_config(checkpoints.load(last))
     for override in overrides:
         key, _, value = override.partition("=")
