@@ -60,8 +60,11 @@ def test_two_ranks_split_an_epoch_without_overlap() -> None:
 
 
 def test_nonpositive_batch_size_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="batch_size"):
-        IrisDataModule(batch_size=0)
+    from litnets.build import instantiate_node
+
+    node = {"_target_": "litnets.data.iris.IrisDataModule", "batch_size": 0}
+    with pytest.raises(ConfigError, match=r"data\.batch_size must be a positive integer, got 0"):
+        instantiate_node(node, "data")
 
 
 # ---- the DataLoader path ----------------------------------------------------------------
@@ -99,14 +102,14 @@ def test_loader_options_are_checked() -> None:
 
 def train_tiny_mnist(run_dir: Path, data_dir: Path, *overrides: str) -> dict:
     """A real ``train`` run in this process on the tiny generated MNIST."""
-    from litnets import run
+    from litnets import training
     from litnets.config import compose
 
     common = [
         "data=mnist", f"paths.data_dir={data_dir}", "data.val_size=16", "logger=none",
         "pictures=false", "trainer.enable_model_summary=false", "data.batch_size=16",
     ]  # fmt: skip
-    return run.train(compose([*common, *overrides], output_dir=str(run_dir)))
+    return training.train(compose([*common, *overrides], output_dir=str(run_dir)))
 
 
 def same_final_weights(*run_dirs: Path) -> bool:
@@ -328,13 +331,13 @@ def test_linear_data_follows_its_parameters() -> None:
 
 def test_augmented_training_resumes_exactly(tmp_path, tiny_data_dir) -> None:
     """The augmentation draws are a function of (seed, epoch, rank): nothing to save."""
-    from litnets import run
+    from litnets import training
     from litnets.config import compose
 
     augment = ["data.augment.hflip=true", "data.augment.crop_padding=2"]
     straight = train_tiny_mnist(tmp_path / "a", tiny_data_dir, *augment, "trainer.max_epochs=4")
     train_tiny_mnist(tmp_path / "b", tiny_data_dir, *augment, "trainer.max_epochs=2")
     resume = compose([f"resume={tmp_path / 'b'}"], output_dir=str(tmp_path / "unused"))
-    resumed = run.train(resume, overrides=["trainer.max_epochs=4"])
+    resumed = training.train(resume, overrides=["trainer.max_epochs=4"])
     assert resumed["test"] == straight["test"]
     assert same_final_weights(tmp_path / "a", tmp_path / "b")

@@ -28,7 +28,9 @@ ACCELERATOR = torch.device("cuda") if HAS_CUDA else torch.device("meta")
 def on_trainer(datamodule: L.LightningDataModule, device: torch.device) -> None:
     """Attach the parts of a Trainer that a datamodule reads: its device and rank."""
     strategy = SimpleNamespace(root_device=device)
-    datamodule.trainer = SimpleNamespace(strategy=strategy, global_rank=0, world_size=1)
+    datamodule.trainer = SimpleNamespace(
+        strategy=strategy, global_rank=0, world_size=1, overfit_batches=0
+    )
 
 
 def every_batch(datamodule: L.LightningDataModule) -> list[torch.Tensor]:
@@ -96,7 +98,7 @@ class BatchDevices(L.Callback):
 
 
 def train_with_probe(run_dir: Path, data_dir: Path, *overrides: str) -> tuple[dict, BatchDevices]:
-    from litnets import run
+    from litnets import training
     from litnets.config import compose
 
     cfg = compose(
@@ -108,7 +110,7 @@ def train_with_probe(run_dir: Path, data_dir: Path, *overrides: str) -> tuple[di
         output_dir=str(run_dir),
     )  # fmt: skip
     probe = BatchDevices()
-    return run.train(cfg, extra_callbacks=[probe]), probe
+    return training.train(cfg, extra_callbacks=[probe]), probe
 
 
 def test_training_batches_are_on_the_root_device_cpu(tmp_path, mnist_dir) -> None:

@@ -1,6 +1,6 @@
 """The lean optimizer step: the same training as Lightning's automatic optimization, exactly.
 
-In process (``run.train`` on a composed config), on Iris, so each run takes a second.
+In process (``training.train`` on a composed config), on Iris, so each run takes a second.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from litnets import run
+from litnets import training
 from litnets.config import compose
 from litnets.errors import ConfigError
 
@@ -36,7 +36,7 @@ class _Probe(L.Callback):
 def train(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, _Probe, dict]:
     cfg = compose([*COMMON, *overrides], output_dir=str(tmp_path / name))
     probe = _Probe()
-    summary = run.train(cfg, extra_callbacks=[probe])
+    summary = training.train(cfg, extra_callbacks=[probe])
     return summary, probe, last_checkpoint(tmp_path / name)
 
 
@@ -75,7 +75,7 @@ def test_resume_with_a_scheduler_continues_exactly(tmp_path, scheduler) -> None:
     straight, _, straight_ckpt = train(tmp_path, "straight", *overrides, "trainer.max_epochs=30")
     train(tmp_path, "split", *overrides, "trainer.max_epochs=13")
     resume = compose([f"resume={tmp_path / 'split'}"], output_dir=str(tmp_path / "unused"))
-    resumed = run.train(resume, overrides=["trainer.max_epochs=30"])
+    resumed = training.train(resume, overrides=["trainer.max_epochs=30"])
     resumed_ckpt = last_checkpoint(tmp_path / "split")
     assert resumed["epochs"] == straight["epochs"] == 30
     assert resumed["test"] == straight["test"]

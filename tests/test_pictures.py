@@ -140,13 +140,13 @@ def test_plot_script_on_a_multirun(tmp_path) -> None:
 
 
 def test_plot_script_reads_a_csv_logged_run(tmp_path) -> None:
-    from litnets import run
+    from litnets import training
     from litnets.config import compose
     from litnets.curves import find_runs, read_scalars
 
     run_dir = tmp_path / "csv-run"
     overrides = ["logger=csv", "trainer.max_epochs=40", "pictures=false"]
-    run.train(compose(overrides, output_dir=str(run_dir)))
+    training.train(compose(overrides, output_dir=str(run_dir)))
     assert find_runs([tmp_path]) == [run_dir / "csv"]
     curves = read_scalars(run_dir / "csv")
     assert [epoch for epoch, _ in curves["train/loss"]] == list(range(1, 41))

@@ -139,18 +139,19 @@ def test_bad_input_is_one_line(tmp_path, overrides, message) -> None:
         ("compile=maybe", "compile must be bool, got 'maybe'"),
         ("float32_matmul_precision=low", "must be one of 'highest', 'high', 'medium'"),
         ("optimized_metric=val/accuracy", "choose one of: val/loss, val/acc, test/loss"),
-        ("trainer.check_val_every_n_epoch=0", "must be at least 1, got 0"),  # Lightning: % 0
-        ("trainer.num_nodes=0", "trainer.num_nodes must be at least 1"),
+        # Lightning itself accepts 0 here and fails later on a modulo by zero
+        ("trainer.check_val_every_n_epoch=0", "must be a positive integer or null, got 0"),
+        ("trainer.num_nodes=0", "trainer.num_nodes must be a positive integer, got 0"),
     ],
 )
 def test_bad_run_values_are_caught_before_training(tmp_path, override, message) -> None:
-    from litnets import run
+    from litnets import training
     from litnets.config import compose
     from litnets.errors import ConfigError
 
     cfg = compose([override, "logger=none"], output_dir=str(tmp_path))
     with pytest.raises(ConfigError, match=message):
-        run.train(cfg)
+        training.train(cfg)
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.json"))
 
 

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from conftest import check_ok, read_metrics, run_dirs, run_script
+from litnets.inference import restore
 from litnets.models.saved import load as load_saved
-from litnets.run import restore
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +148,8 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, iris_run) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("top_k=0", "top_k must be a positive integer, got 0"),
-        ("num_samples=-3", "num_samples must be a positive integer, got -3"),
+        ("top_k=0", "top_k must be a positive integer, got 0 (int)"),
+        ("num_samples=-3", "num_samples must be a positive integer, got -3 (int)"),
     ],
 )
 def test_bad_predict_options_are_one_line(tmp_path, iris_run, override, message) -> None:
@@ -159,11 +159,11 @@ def test_bad_predict_options_are_one_line(tmp_path, iris_run, override, message)
 
 
 def test_inference_on_a_gpu_that_is_not_there_is_a_config_error(monkeypatch) -> None:
-    from litnets import run
+    from litnets import inference
     from litnets.config import compose
     from litnets.errors import ConfigError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = compose(["ckpt_path=unused", "accelerator=gpu"], "eval")
     with pytest.raises(ConfigError, match=r"accelerator=gpu, but no CUDA GPU .* accelerator=auto"):
-        run._inference_trainer(cfg)
+        inference.inference_trainer(cfg)

@@ -9,7 +9,7 @@ in one process, and evaluate once per epoch:
 * ``plain`` — the fastest hand-written loop doing litnets' work exactly: the same training
   split (validation held out), in-memory tensors, shuffled index batches, the validation
   split evaluated after every epoch, the test split once at the end;
-* ``litnets`` — ``litnets.run.train`` on the composed config, validation and test included.
+* ``litnets`` — ``litnets.training.train`` on the composed config, validation and test included.
 
 So ``plain`` and ``litnets`` run the same number of steps and evaluations per epoch, and
 their epoch-time ratio is the framework's cost alone.
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from litnets import run
+from litnets import build, training
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
 from litnets.tasks.base import epoch_time
@@ -59,7 +59,7 @@ class Timing:
 
 
 def _device(cfg: DictConfig) -> torch.device:
-    run.check_accelerator(cfg.trainer.accelerator)
+    build.check_accelerator(cfg.trainer.accelerator)
     wanted = str(cfg.trainer.accelerator)
     if wanted in {"gpu", "cuda"} or (wanted == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -83,8 +83,8 @@ def _hand_written_loop(
     """The loop every tutorial writes: step, then evaluate once per epoch (and test at the end)."""
     timing = Timing(name, samples_per_epoch=num_samples)
     L.seed_everything(cfg.seed, verbose=False)
-    model = run.build_model(cfg, datamodule, "classification").to(device)
-    optimizer = run.instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
+    model = build.build_model(cfg, datamodule, "classification").to(device)
+    optimizer = build.instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
 
     def accuracy(batches: Batches) -> float:
         model.eval()
@@ -121,7 +121,7 @@ def tutorial_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    datamodule = run.build_datamodule(cfg)
+    datamodule = build.build_datamodule(cfg)
     if not isinstance(datamodule, MNISTDataModule):
         raise ConfigError("the tutorial-style loop reads MNIST-format data only")
     datamodule.check_available()
@@ -155,7 +155,7 @@ def tutorial_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
 
 def plain_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
     """In-memory tensors on the device, one shuffled index vector per epoch."""
-    datamodule = run.build_datamodule(cfg)
+    datamodule = build.build_datamodule(cfg)
     datamodule.setup("fit")  # litnets' own splits: the same training and validation samples
     x_train, y_train = (t.to(device) for t in datamodule.splits["train"])
     batch, eval_batch = cfg.data.batch_size, cfg.data.eval_batch_size
@@ -184,7 +184,7 @@ def litnets_pipeline(cfg: DictConfig, epochs: int) -> Timing:
     OmegaConf.update(cfg, "pictures", False)
     timing = Timing("litnets")
     started = time.perf_counter()
-    summary = run.train(cfg)
+    summary = training.train(cfg)
     timing.total_s = time.perf_counter() - started
     timing.set_epochs(summary["epoch_time_s"])
     timing.samples_per_epoch = summary["train_samples"]
@@ -202,9 +202,8 @@ def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
          "print(time.perf_counter() - t)"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
     result = subprocess.run(
-        [sys.executable, str(script), *overrides, "trainer.max_steps=1", "pictures=false",
+        [sys.executable, "-m", "litnets", "train", *overrides, "trainer.max_steps=1", "pictures=false",
          "test_after_fit=false", "logger=none", f"paths.log_dir={log_dir}"],
         capture_output=True, text=True,
     )  # fmt: skip
@@ -235,11 +234,11 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         "runs": {name: timing.row() for name, timing in timings.items()},
     }
     if cfg.measure_startup:
-        train_overrides = [
-            o
-            for o in overrides
-            if o.split("=")[0] not in {"epochs", "competitors", "measure_startup"}
-        ]
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        own = {"epochs", "competitors", "measure_startup"}  # the benchmark's keys, not train's
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        train_overrides = [o.input_line for o in parsed if o.key_or_group not in own]
         bare, ours = startup_seconds(train_overrides, str(Path(cfg.paths.output_dir) / "startup"))
         report["startup"] = {
             "import_torch_lightning_s": round(bare, 3),

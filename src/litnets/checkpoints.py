@@ -13,15 +13,32 @@ from torch import nn
 
 from litnets.errors import CheckpointError
 
+LAST = Path("checkpoints") / "last.ckpt"
+"""Where in a run dir ``last.ckpt`` lies: what ``resume=`` continues and a stop saves."""
+BEST = Path("checkpoints") / "best.ckpt"
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """``<run dir>/checkpoints/last.ckpt``, whether or not it exists yet (the one rule)."""
+    return Path(run_dir).expanduser().absolute() / LAST
+
+
+def find_last_checkpoint(run_dir: str | Path) -> Path:
+    """The ``last.ckpt`` that ``resume=<run dir>`` continues from; it must exist."""
+    last = last_checkpoint(Path(run_dir).expanduser().resolve())
+    if not last.is_file():
+        raise CheckpointError(f"cannot resume {last.parent.parent}: it has no {LAST}")
+    return last
+
 
 def resolve(path: str | Path) -> Path:
     """A checkpoint file, or a run dir (its ``best.ckpt``, else its ``last.ckpt``)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        for name in ("best.ckpt", "last.ckpt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-        raise CheckpointError(f"no checkpoints/best.ckpt or checkpoints/last.ckpt in {path}")
+        for candidate in (path / BEST, last_checkpoint(path)):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"no {BEST} or {LAST} in {path}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path

@@ -1,16 +1,46 @@
-"""Where the configs live, and composing them outside a Hydra main (tests, notebooks)."""
+"""Where the configs live, which dirs users add to them, and composing them outside a Hydra main.
+
+The configs ship inside the package (``litnets.conf``, mapped from the repository's top-level
+``conf/`` by pyproject.toml), so a wheel installed anywhere finds them the same way an
+editable checkout does. Users add their own experiments, data or model configs without
+touching the package: ``--config-dir my_conf`` on the command line, or the directories in
+``LITNETS_CONFIG_DIR`` (``os.pathsep``-separated), both searched after the packaged ones.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "conf"
+CONFIG_DIR = Path(str(files("litnets.conf")))
+"""The packaged configs: ``<site-packages>/litnets/conf`` or, editable, the checkout's ``conf/``."""
+
+USER_CONFIG_ENV = "LITNETS_CONFIG_DIR"
+INTERNAL_GROUPS = ("hydra", "recipe")
+"""Groups users do not choose from: Hydra's own, and the tutorial settings per data × model."""
+
+
+def user_config_dirs(extra: Sequence[str | Path] = ()) -> list[str]:
+    """Search-path entries (``file://...``) for ``extra`` dirs, then ``$LITNETS_CONFIG_DIR``'s."""
+    from litnets.errors import ConfigError
+
+    listed = os.environ.get(USER_CONFIG_ENV, "")
+    folders = [*extra, *(p for p in listed.split(os.pathsep) if p)]
+    entries = []
+    for folder in folders:
+        path = Path(folder).expanduser().absolute()
+        if not path.is_dir():
+            source = "--config-dir" if folder in extra else USER_CONFIG_ENV
+            raise ConfigError(f"{source}: config directory {path} not found")
+        entries.append(f"file://{path}")
+    return entries
 
 
 def launched_rank_is_zero() -> bool:
@@ -51,45 +81,122 @@ def run_name() -> str:
     return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
 
 
-def resume_checkpoint(run_dir: str | Path) -> Path:
-    """``<run dir>/checkpoints/last.ckpt``, what ``resume=`` continues from; it must exist."""
-    from litnets.errors import CheckpointError
+RESOLVERS: dict[str, Any] = {
+    # where relative defaults (logs/, data/) are taken from: the directory the command runs in
+    "litnets.cwd": os.getcwd,
+    "litnets.run_name": run_name,
+    # `${litnets.on_rank_zero:x}`: x on rank 0, null on the other ranks of a launch
+    "litnets.on_rank_zero": lambda value: value if launched_rank_is_zero() else None,
+    "litnets.rank_suffix": lambda: "" if launched_rank_is_zero() else f"_rank{_rank()}",
+}
 
-    folder = Path(run_dir).expanduser().resolve()
-    last = folder / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise CheckpointError(f"cannot resume {folder}: it has no checkpoints/last.ckpt")
-    return last
+
+_CACHED = {"litnets.run_name"}  # one name per composed config, however often it is read
 
 
-def _register_resolvers() -> None:
-    resolvers = {
-        "litnets.root": lambda: str(REPO_ROOT),
-        "litnets.run_name": run_name,
-        # `${litnets.on_rank_zero:x}`: x on rank 0, null on the other ranks of a launch
-        "litnets.on_rank_zero": lambda value: value if launched_rank_is_zero() else None,
-        "litnets.rank_suffix": lambda: "" if launched_rank_is_zero() else f"_rank{_rank()}",
-    }
-    for name, resolver in resolvers.items():
+def register_resolvers() -> None:
+    """Make litnets' ``${litnets.*:}`` resolvers known to OmegaConf.
+
+    Called by the commands and the API before they compose a config, never on import:
+    importing litnets leaves OmegaConf (and every other global) as it found it.
+    """
+    for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+            OmegaConf.register_new_resolver(name, resolver, use_cache=name in _CACHED)
 
 
-_register_resolvers()
+def searchpath_override(config_dirs: Sequence[str | Path] = ()) -> list[str]:
+    """``hydra.searchpath=[...]`` for ``config_dirs`` and ``$LITNETS_CONFIG_DIR``'s, if any.
+
+    An override rather than a line in the configs: Hydra takes ``hydra.searchpath`` from
+    the primary config only, and ``benchmark.yaml`` composes ``train.yaml`` as a default.
+    """
+    searched = ",".join(f"'{entry}'" for entry in user_config_dirs(config_dirs))
+    return [f"hydra.searchpath=[{searched}]"] if searched else []
+
+
+class Configs:
+    """The configs as Hydra sees them for one command: packaged ones plus the user's dirs.
+
+    Open it with ``with open_configs(...) as configs``; group listings and compositions
+    inside the block share one Hydra initialisation.
+    """
+
+    def __init__(self, config_name: str, config_dirs: Sequence[str | Path]) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        self.config_name = config_name
+        self.loader = GlobalHydra.instance().config_loader()
+        self.search_overrides = searchpath_override(config_dirs)
+
+    def options(self, group: str) -> list[str]:
+        """The config names of ``group`` (``data`` → ``iris``, ``mnist``, ...)."""
+        from hydra.core.object_type import ObjectType
+
+        return self._listing(group, ObjectType.CONFIG)
+
+    def is_group(self, name: str) -> bool:
+        """Whether ``name`` is a config group (holds configs or groups) in any search dir."""
+        return bool(self._listing(name, None))
+
+    def groups(self, parent: str = "") -> list[str]:
+        """Every config group, nested ones as ``hydra/launcher``."""
+        from hydra.core.object_type import ObjectType
+
+        found = []
+        for name in self._listing(parent, ObjectType.GROUP):
+            group = f"{parent}/{name}" if parent else name
+            found += [group, *self.groups(group)]
+        return found
+
+    def _listing(self, group: str, kind: Any) -> list[str]:
+        return sorted(self.loader.get_group_options(group, kind, overrides=self.search_overrides))
+
+    def compose(self, overrides: Sequence[str], *, return_hydra_config: bool = False) -> DictConfig:
+        from hydra import compose as hydra_compose
+
+        return hydra_compose(
+            self.config_name,
+            [*overrides, *self.search_overrides],
+            return_hydra_config=return_hydra_config,
+        )
+
+
+@contextmanager
+def open_configs(
+    config_name: str = "train", config_dirs: Sequence[str | Path] = ()
+) -> Iterator[Configs]:
+    """Hydra initialised on the packaged configs, for listing and composing them."""
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
+        yield Configs(config_name, config_dirs)
 
 
 def compose(
-    overrides: Sequence[str] = (), config_name: str = "train", *, output_dir: str | None = None
+    overrides: Sequence[str] = (),
+    config_name: str = "train",
+    *,
+    output_dir: str | None = None,
+    config_dirs: Sequence[str | Path] = (),
+    return_hydra_config: bool = False,
 ) -> DictConfig:
-    """Compose a config as the scripts would, without starting a run.
+    """Compose a config as the commands would, without starting a run.
 
-    ``output_dir`` stands in for Hydra's run dir, which only exists inside a Hydra main.
+    ``output_dir`` stands in for Hydra's run dir, which only exists inside a run;
+    ``config_dirs`` are searched after the packaged configs, as ``--config-dir`` is.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=list(overrides))
+    with open_configs(config_name, config_dirs) as configs:
+        cfg = configs.compose(overrides, return_hydra_config=return_hydra_config)
     if output_dir is not None:
         OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
     return cfg
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a ``-m`` sweep (Hydra's own record of its mode)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -71,7 +71,7 @@ def confusion_matrix(matrix: Tensor, class_names: Sequence[str]) -> Figure:
             color = "white" if value > threshold else "black"
             ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=color)
     accuracy = matrix.diag().sum().item() / max(matrix.sum().item(), 1)
-    ax.set_title(f"test confusion matrix (accuracy {accuracy:.4f})")
+    ax.set_title(f"test confusion matrix\naccuracy {accuracy:.4f}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -4,6 +4,9 @@
 ``AssertionError``; comparing the value with ``Trainer.__init__``'s hint says what is wrong
 in one line. Only hints made of plain scalars (``int``, ``float``, ``bool``, ``str``,
 ``None``, ``Literal``) are enforced: anything richer is accepted and left to the target.
+``PositiveInt`` and ``PositiveFloat`` (``Annotated`` hints) add a lower bound, and
+``STRICTER_HINTS`` adds litnets' own hints to third-party targets (Lightning takes
+``check_val_every_n_epoch=0`` and fails later on a modulo by zero).
 """
 
 from __future__ import annotations
@@ -12,11 +15,33 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
 
 from litnets.errors import ConfigError
 
 _UNCHECKED = object()
+
+
+@dataclass(frozen=True)
+class Positive:
+    """``Annotated`` marker: the number must be above zero."""
+
+    description: str
+
+
+PositiveInt = Annotated[int, Positive("a positive integer")]
+PositiveFloat = Annotated[float, Positive("a positive number")]
+
+STRICTER_HINTS: dict[str, dict[str, Any]] = {
+    "lightning.pytorch.trainer.trainer.Trainer": {
+        "check_val_every_n_epoch": PositiveInt | None,
+        "accumulate_grad_batches": PositiveInt,
+        "num_nodes": PositiveInt,
+    },
+    "torch.optim.optimizer.Optimizer": {"lr": PositiveFloat},
+}
+"""Hints litnets adds to a target, by the qualified name of the target or one of its bases."""
 
 
 def _accepts(hint: Any, value: Any) -> bool | object:
@@ -33,6 +58,11 @@ def _accepts(hint: Any, value: Any) -> bool | object:
         return _UNCHECKED if any(v is _UNCHECKED for v in verdicts) else False
     if origin is Literal:
         return value in typing.get_args(hint)
+    if origin is Annotated:
+        base, *markers = typing.get_args(hint)
+        fits = _accepts(base, value)
+        positive = all(value > 0 for m in markers if isinstance(m, Positive)) if fits else True
+        return fits if fits is not True else positive
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
@@ -51,9 +81,13 @@ def _flatten(hint: Any) -> list[Any]:
 
 
 def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Annotated:
+        base, *markers = typing.get_args(hint)
+        described = [m.description for m in markers if isinstance(m, Positive)]
+        return described[0] if described else _describe(base)
     literals = [v for h in _flatten(hint) if typing.get_origin(h) is Literal for v in h.__args__]
     others = [
-        "null" if h is type(None) else getattr(h, "__name__", str(h))
+        "null" if h is type(None) else _describe(h) if typing.get_origin(h) else h.__name__
         for h in _flatten(hint)
         if typing.get_origin(h) is not Literal
     ]
@@ -63,12 +97,27 @@ def _describe(hint: Any) -> str:
     return " or ".join(parts)
 
 
-def _hints(target: Callable[..., Any]) -> dict[str, Any]:
-    function = target.__init__ if isinstance(target, type) else target
+def _function_hints(function: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(function)
+        return typing.get_type_hints(function, include_extras=True)
     except Exception:  # unresolvable forward references: nothing to check against
         return {}
+
+
+def _hints(target: Callable[..., Any]) -> dict[str, Any]:
+    """The target's parameter hints; for a class, its bases' too (``**kwargs`` passed up)."""
+    hints: dict[str, Any] = {}
+    if isinstance(target, type):
+        for base in reversed(target.__mro__):  # a subclass's own hint wins
+            if "__init__" in vars(base):
+                hints |= _function_hints(base.__init__)
+    else:
+        hints = _function_hints(target)
+    hints.pop("return", None)
+    for base in getattr(target, "__mro__", (target,)):
+        name = f"{getattr(base, '__module__', '')}.{getattr(base, '__qualname__', '')}"
+        hints |= STRICTER_HINTS.get(name, {})
+    return hints
 
 
 def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], where: str) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from litnets.checkpoints import last_checkpoint
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -25,10 +27,11 @@ class LastCheckpoint(ModelCheckpoint):
     agree at the epoch end, so one signalled rank stops them all together.
     """
 
-    def __init__(self, dirpath: str, filename: str = "last", every_n_epochs: int = 1) -> None:
+    def __init__(self, run_dir: str, every_n_epochs: int = 1) -> None:
+        path = last_checkpoint(run_dir)  # where resume= and the run summary look for it
         super().__init__(
-            dirpath=dirpath,
-            filename=filename,
+            dirpath=path.parent,
+            filename=path.stem,
             monitor=None,
             save_top_k=1,
             every_n_epochs=every_n_epochs,

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from litnets.data.augment import BatchAugment
 from litnets.errors import ConfigError
+from litnets.signatures import PositiveInt
 
 Split = tuple[Tensor, Tensor]
 """Inputs and targets of one split, with the same first dimension."""
@@ -231,8 +232,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt | None = None,
         val_size: float | int = 0.1,
         seed: int = 0,
         drop_last: bool = False,
@@ -242,9 +243,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_size = val_size
@@ -310,12 +308,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
 
     def train_dataloader(self) -> Batches:
+        # overfit_batches: the same few batches every epoch, so no shuffling and no
+        # augmentation (Lightning can only switch shuffling off in a DataLoader itself).
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
         return self._batches(
             "train",
             self.batch_size,
-            shuffle=True,
+            shuffle=not overfit,
             drop_last=self.drop_last,
-            augment=self._augment(),
+            augment=None if overfit else self._augment(),
         )
 
     def val_dataloader(self) -> Batches:

@@ -94,6 +94,7 @@ class Task(L.LightningModule):
         self.train_started_at: float | None = None
         self.epoch_seconds: list[float] = []
         self._epoch_started_at = 0.0
+        self.last_step_loss: float | None = None
 
     # ---- what subclasses choose ----------------------------------------------------------
     def make_stats(self) -> LossAccuracy:
@@ -180,9 +181,13 @@ class Task(L.LightningModule):
         return output, target
 
     def _log_step(self, loss: Tensor) -> None:
-        """Per-step loss at the logging interval: the one place the loop waits for the device."""
+        """Per-step loss at the logging interval: the one place the loop waits for the device.
+
+        The value read is logged, checked for divergence, and kept as ``last_step_loss`` for
+        the progress bar, which so needs no device read of its own.
+        """
         interval = self.check_finite_every_n_steps
-        log_interval = self.trainer.log_every_n_steps if self.loggers else 0
+        log_interval = self.trainer.log_every_n_steps
         step = self.global_step
         check_now = interval > 0 and step % interval == 0
         log_now = log_interval > 0 and step % log_interval == 0
@@ -191,6 +196,7 @@ class Task(L.LightningModule):
         value = loss.detach().item()
         if not math.isfinite(value):
             self._diverged(value, step)
+        self.last_step_loss = value
         if log_now:
             for logger in self.loggers:
                 logger.log_metrics({"train/loss_step": value}, step=step)

@@ -1,0 +1,178 @@
+"""Build a run's pieces from its composed config: data, model, task, callbacks, loggers, trainer.
+
+Every ``_target_`` is instantiated through ``instantiate_node``, which checks the values
+against the target's type hints first, so a wrong value names its key in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, get_object, instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from litnets.data.base import InMemoryDataModule
+from litnets.errors import ConfigError, LitnetsError
+from litnets.models.base import Architecture
+from litnets.signatures import check_arguments
+from litnets.tasks import TASKS, SchedulerSpec, Task
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers, interpolations resolved."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def instantiate_node(node: Any, what: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with a one-line error naming the config group.
+
+    Values are first checked against the target's type hints, so a wrong type names its key
+    instead of failing somewhere inside the target.
+    """
+    target = node.get("_target_") if isinstance(node, Mapping) else None
+    if target is not None:
+        try:
+            target = get_object(target)
+        except Exception as err:
+            raise ConfigError(f"cannot build {what}: no such _target_ {target!r}") from err
+        arguments = {k: v for k, v in plain(node).items() if not k.startswith("_")}
+        if node.get("_partial_"):  # a null there is filled in later (e.g. a schedule's length)
+            arguments = {k: v for k, v in arguments.items() if v is not None}
+        check_arguments(target, arguments, what)
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, LitnetsError):
+            raise cause from None
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(err).splitlines()[0]
+        raise ConfigError(f"cannot build {what} from its config: {detail}") from err
+
+
+def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
+    datamodule = instantiate_node(cfg.data, "data")
+    if not isinstance(datamodule, InMemoryDataModule):
+        raise ConfigError(f"data._target_ must be an InMemoryDataModule, got {type(datamodule)}")
+    return datamodule
+
+
+def task_kind(cfg: DictConfig, datamodule: InMemoryDataModule) -> str:
+    kind = cfg.task.get("kind") or datamodule.task
+    if kind not in TASKS:
+        raise ConfigError(f"task.kind must be one of {', '.join(TASKS)}, got {kind!r}")
+    if kind != datamodule.task:
+        raise ConfigError(
+            f"task.kind={kind} does not fit this {datamodule.task} dataset "
+            f"({type(datamodule).__name__}); leave task.kind=null"
+        )
+    return kind
+
+
+def build_model(cfg: DictConfig, datamodule: InMemoryDataModule, kind: str) -> Architecture:
+    try:
+        model_class = get_class(cfg.model._target_)
+    except Exception as err:
+        raise ConfigError(f"model._target_: {err}") from err
+    if issubclass(model_class, Architecture):
+        model_class.check_compatible(kind, datamodule.input_shape)
+    return instantiate_node(
+        cfg.model,
+        "model",
+        input_shape=tuple(datamodule.input_shape),
+        num_outputs=datamodule.num_outputs,
+    )
+
+
+def build_scheduler(node: Any) -> SchedulerSpec | None:
+    spec = plain(node)
+    if not spec:
+        return None
+    interval = spec.pop("interval", "epoch")
+    frequency = spec.pop("frequency", 1)
+    monitor = spec.pop("monitor", None)
+    factory = instantiate_node(spec, "scheduler")
+    return SchedulerSpec(factory, interval=interval, frequency=frequency, monitor=monitor)
+
+
+def build_task(
+    cfg: DictConfig, model: Architecture, kind: str, datamodule: InMemoryDataModule
+) -> Task:
+    extra = {"num_classes": datamodule.num_outputs} if kind == "classification" else {}
+    task = TASKS[kind](
+        model,
+        optimizer=instantiate_node(cfg.optimizer, "optimizer"),
+        scheduler=build_scheduler(cfg.get("scheduler")),
+        loss=cfg.task.loss,
+        loss_kwargs=plain(cfg.task.loss_kwargs),
+        check_finite_every_n_steps=cfg.task.check_finite_every_n_steps,
+        lean_step=cfg.task.get("lean_step", True),
+        config=plain(cfg),
+        **extra,
+    )
+    # Lets Lightning's model summary report input/output sizes and FLOPs (batch of 2:
+    # BatchNorm needs more than one sample).
+    task.example_input_array = torch.zeros(2, *datamodule.input_shape)
+    return task
+
+
+def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.Callback]:
+    """Instantiate ``cfg.callbacks``; ``monitor: auto`` becomes the task's validation metric."""
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        spec = plain(node)
+        if not spec or "_target_" not in spec:
+            continue
+        if spec.get("monitor") == "auto":
+            spec["monitor"] = task.monitor
+        if spec.get("mode") == "auto":
+            spec["mode"] = task.monitor_mode
+        callback = instantiate_node(spec, f"callbacks.{name}")
+        if isinstance(callback, LearningRateMonitor) and not has_logger:
+            continue  # it only writes to loggers, and refuses to run without one
+        callbacks.append(callback)
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    nodes = cfg.get("logger") or {}
+    return [
+        instantiate_node(node, f"logger.{name}")
+        for name, node in nodes.items()
+        if node and "_target_" in node
+    ]
+
+
+def logged_to(loggers: Sequence[Any]) -> dict[str, str]:
+    """Where each logger writes, by kind (``tensorboard``, ``csv``), for the run summary."""
+    kinds = {TensorBoardLogger: "tensorboard", CSVLogger: "csv"}
+    where = {}
+    for logger in loggers:
+        kind = next((k for cls, k in kinds.items() if isinstance(logger, cls)), None)
+        if getattr(logger, "log_dir", None):
+            where[kind or type(logger).__name__] = str(Path(logger.log_dir))
+    return where
+
+
+def check_accelerator(accelerator: Any, key: str = "trainer.accelerator") -> None:
+    """A GPU run on a machine without one: say so in a line, before anything is built."""
+    if str(accelerator) in {"gpu", "cuda"} and not torch.cuda.is_available():
+        other = "trainer=auto or trainer=cpu" if key.startswith("trainer") else f"{key}=auto"
+        raise ConfigError(
+            f"{key}={accelerator}, but no CUDA GPU is available here "
+            f"(torch.cuda.is_available() is False): use {other}"
+        )
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
+    check_accelerator(cfg.trainer.accelerator)
+    trainer = instantiate_node(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    if not isinstance(trainer, L.Trainer):
+        raise ConfigError("trainer._target_ must be a lightning Trainer")
+    return trainer

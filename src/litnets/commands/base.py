@@ -1,0 +1,106 @@
+"""What the Hydra commands share: checks before Hydra starts, one-line errors, exit codes.
+
+A command module defines its Hydra main with ``@hydra_command("<config>")`` and ends with
+``run(main)``: the arguments are parsed and checked (``litnets.overrides``), ``--help`` is
+answered from the configs, and Hydra then runs the main on the unchanged arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import MissingMandatoryValue
+
+from litnets.config import CONFIG_DIR, register_resolvers, searchpath_override
+from litnets.errors import LitnetsError
+from litnets.overrides import CommandLine, check
+
+ExtraOverrides = Callable[[CommandLine], list[str]]
+
+
+def process_started_at() -> float:
+    """``time.perf_counter()`` when the ``litnets`` entry point was imported (start-up clock)."""
+    from litnets import cli
+
+    return cli.STARTED_AT
+
+
+def fail(message: str) -> None:
+    print(f"litnets: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _one_line(err: Exception) -> str:
+    if isinstance(err, MissingMandatoryValue):  # a `???` in the config that nobody filled
+        key = err.full_key or "a required value"
+        return f"{key} is required: add {key}=... to the command line"
+    return str(err)
+
+
+FAILED_SWEEP_JOBS: list[str] = []  # jobs of an in-process sweep that stopped with an error
+
+
+def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a ``LitnetsError`` (or a required value left unset) as ``litnets: error: ...``, exit 2.
+
+    In a ``-m`` sweep the failed job is reported the same way and returns NaN, which Optuna
+    records as a failed trial; the sweep goes on, and the command exits 1 at its end.
+    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as it does for Hydra's errors.
+    """
+    from litnets.config import in_sweep
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (LitnetsError, MissingMandatoryValue) as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"litnets: error: {_one_line(err)}", file=sys.stderr)
+            if in_sweep():
+                FAILED_SWEEP_JOBS.append(str(err))
+                return float("nan")
+            sys.exit(2)
+
+    return wrapper
+
+
+def hydra_command(config_name: str) -> Callable[[Callable[..., Any]], Callable[[], Any]]:
+    """``hydra.main`` on the packaged configs, with one-line errors."""
+    import hydra
+
+    def decorate(fn: Callable[..., Any]) -> Callable[[], Any]:
+        main = hydra.main(config_path=str(CONFIG_DIR), config_name=config_name, version_base="1.3")
+        return main(report_errors(fn))
+
+    return decorate
+
+
+def run(main: Callable[[], Any], config_name: str, extra: ExtraOverrides | None = None) -> None:
+    """Check ``sys.argv``, answer ``--help``, then hand the command line to Hydra."""
+    register_resolvers()
+    try:
+        line = CommandLine.parse(sys.argv[1:], config_name)
+        if line.args.help:
+            from litnets.commands.help import command_help
+
+            print(command_help(line))
+            sys.exit(0)
+        check(line)
+        # Hydra reads sys.argv: the same arguments, flags first, then what litnets adds (the
+        # dirs of $LITNETS_CONFIG_DIR; --config-dir is Hydra's own flag)
+        added = [*searchpath_override(), *(extra(line) if extra else [])]
+        sys.argv = [sys.argv[0], *line.hydra_argv, *added]
+    except LitnetsError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        fail(str(err))
+    main()
+    if FAILED_SWEEP_JOBS:
+        print(f"litnets: {len(FAILED_SWEEP_JOBS)} sweep job(s) failed", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)

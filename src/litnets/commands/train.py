@@ -1,0 +1,46 @@
+"""``litnets train [group=option ...] [key=value ...]``: train and test a model."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from omegaconf import DictConfig
+
+from litnets.commands.base import hydra_command, process_started_at, run
+from litnets.overrides import CommandLine, resume_in_place
+
+
+@hydra_command("train")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from litnets.config import launched_rank_is_zero
+    from litnets.record import command_line
+    from litnets.training import Invocation, format_summary, train
+
+    invocation = Invocation(
+        command=command_line("train"), started_at=process_started_at(), can_relaunch=True
+    )
+    overrides = list(HydraConfig.get().overrides.task)
+    summary = train(cfg, overrides=overrides, invocation=invocation)
+    if launched_rank_is_zero():
+        print(format_summary(summary, cfg.paths.log_dir))
+    if status := exit_status(summary):
+        sys.exit(status)
+    return summary.get("objective")
+
+
+def exit_status(summary: dict) -> int:
+    """0 for a finished run; a stopped one exits as the signal's shell convention says."""
+    if summary.get("status") != "interrupted":
+        return 0
+    return {"SIGINT": 130, "SIGTERM": 143}.get(str(summary.get("stopped_by")), 1)
+
+
+def _continue_in_place(line: CommandLine) -> list[str]:
+    return resume_in_place(line, time.strftime("%Y-%m-%d_%H-%M-%S"))
+
+
+if __name__ == "__main__":
+    run(main, "train", extra=_continue_in_place)

@@ -1,0 +1,445 @@
+"""The command line, parsed by Hydra's own parsers and checked before a run starts.
+
+Every form of Hydra's override grammar reaches Hydra unchanged: sweeps (``a,b``,
+``choice(...)``, ``range(...)``, ``glob(...)``, ``interval(...)``), quoted values, lists and
+dicts, ``null``, ``+key``, ``++key``, ``~key``, and the flags (``-m``, ``--cfg job``,
+``--info``, ``--config-dir``). What litnets adds is checking it all first, on the parsed
+overrides and on every value of every sweep: an unknown group option or key, or a value
+that does not fit the type hint of what it configures, is one ``ConfigError`` line with a
+suggestion, before any run dir is made or any sweep job has run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
+
+from litnets.config import (
+    CONFIG_DIR,
+    Configs,
+    launched_rank_is_zero,
+    open_configs,
+    register_resolvers,
+)
+from litnets.errors import ConfigError
+
+_ABSENT = object()
+_OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
+
+
+def _hydra_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """Hydra's flags and overrides, split by Hydra's own argument parser.
+
+    ``get_args_parser`` is in ``hydra._internal`` but is the very parser ``hydra.main`` uses,
+    so flags are understood exactly as Hydra will understand them; tests/test_overrides.py
+    pins the flags read here (``-m``, ``--cfg``, ``--config-dir``, ``--config-name``). Flags
+    may come after overrides (``model=mlp -m seed=1,2``): ``CommandLine.hydra_argv`` puts
+    them first, where Hydra's parser needs them.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        raise ConfigError(message)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser.parse_intermixed_args(list(argv))
+
+
+@dataclass
+class CommandLine:
+    """One command's arguments: Hydra's flags, and its overrides as Hydra parses them."""
+
+    config_name: str
+    args: argparse.Namespace
+    overrides: list[Any]  # hydra.core.override_parser.types.Override
+    hydra_argv: list[str]
+    """The arguments as Hydra takes them: the same flags and overrides, flags first."""
+
+    @classmethod
+    def parse(cls, argv: Sequence[str], config_name: str) -> CommandLine:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import OverrideParseException
+
+        args = _hydra_arguments(argv)
+        try:
+            overrides = OverridesParser.create().parse_overrides(args.overrides)
+        except OverrideParseException as err:
+            reason = " ".join(str(err).split())
+            raise ConfigError(f"cannot parse the overrides: {reason}") from None
+        flags = list(argv)
+        for override in args.overrides:
+            flags.remove(override)
+        return cls(args.config_name or config_name, args, overrides, [*flags, *args.overrides])
+
+    @property
+    def config_dirs(self) -> list[str]:
+        return [self.args.config_dir] if self.args.config_dir else []
+
+    @property
+    def runs(self) -> bool:
+        """False for ``--cfg``, ``--info``, ``--help``: Hydra shows something and stops."""
+        a = self.args
+        return not (a.cfg or a.info or a.help or a.hydra_help or a.shell_completion)
+
+    def value(self, key: str) -> Any:
+        """The value the last plain override of ``key`` sets (``None`` if none does)."""
+        found = [o for o in self.overrides if o.key_or_group == key and not o.is_delete()]
+        if not found or found[-1].is_sweep_override():
+            return None
+        return found[-1].value()
+
+    def sweeps(self, configs: Configs) -> bool:
+        """Whether Hydra will run this as a sweep: ``-m``, or ``hydra.mode`` says so."""
+        if self.args.multirun:
+            return True
+        return str(self.first_job(configs).hydra.mode) in {"MULTIRUN", "RunMode.MULTIRUN"}
+
+    def first_job(self, configs: Configs) -> DictConfig:
+        """The config of the first job (Hydra's part included): each sweep at its first value."""
+        chosen = []
+        for override in self.overrides:
+            if override.is_interval_sweep():
+                continue
+            if override.is_discrete_sweep():
+                values = _group_values(override, configs)
+                if values:
+                    value = "null" if values[0] is None else values[0]
+                    chosen.append(f"{override.get_key_element()}={value}")
+            else:
+                chosen.append(override.input_line)
+        return configs.compose(chosen, return_hydra_config=True)
+
+    @staticmethod
+    def _is_group(override: Any, configs: Configs) -> bool:
+        key = override.key_or_group
+        return not key.startswith("hydra") and "." not in key and configs.is_group(key)
+
+
+def check(line: CommandLine) -> None:
+    """Every check, with one Hydra initialisation; raises ``ConfigError`` on the first failure."""
+    register_resolvers()
+    check_output_dir(line)
+    check_not_taken(line)
+    with open_configs(line.config_name, line.config_dirs) as configs:
+        groups = [o for o in line.overrides if CommandLine._is_group(o, configs)]
+        for override in groups:
+            _check_choices(override, configs)
+        keys = [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
+        if keys:
+            for choices, cfg in _compositions(groups, configs):
+                try:
+                    _check_keys(keys, cfg, line.config_name)
+                except ConfigError as err:
+                    if not choices:
+                        raise
+                    raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
+            _compose_first_job(line, configs)  # what only the values themselves can break
+        if line.value("resume") and line.sweeps(configs):
+            raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
+        if line.args.multirun and line.runs:
+            _check_sweeper(line, _compose_first_job(line, configs))
+
+
+def _compose_first_job(line: CommandLine, configs: Configs) -> DictConfig:
+    """The first job's whole config; Hydra's refusal (merging into a closed dict, ...) in a line."""
+    from hydra.errors import HydraException
+
+    try:
+        return line.first_job(configs)
+    except (HydraException, ValueError) as err:
+        reason = "; ".join(part.strip() for part in str(err).strip().splitlines() if part.strip())
+        raise ConfigError(reason or type(err).__name__) from None
+
+
+def _check_sweeper(line: CommandLine, first: DictConfig) -> None:
+    """A sweep its sweeper can run: ``interval()`` and an objective need Optuna's."""
+    sweeper = str(first.hydra.sweeper.get("_target_", ""))
+    optuna = "optuna" in sweeper.lower()
+    if any(o.is_interval_sweep() for o in line.overrides) and not optuna:
+        raise ConfigError(
+            "interval(...) needs a sweeper that samples, such as Optuna's: add "
+            "hydra/sweeper=optuna (plus optimized_metric=...), or use choice(...)/range(...)"
+        )
+    if optuna and not first.get("optimized_metric"):
+        raise ConfigError(
+            "an Optuna sweep maximises or minimises optimized_metric: add, for example, "
+            "optimized_metric=val/acc hydra.sweeper.direction=maximize"
+        )
+
+
+# ---- group options ---------------------------------------------------------------------
+
+
+def _group_values(override: Any, configs: Configs) -> list[str | None]:
+    """The values an override selects, as strings: one, or each of a sweep's.
+
+    A ``glob(...)`` is matched against the group's options, the user's config dirs
+    included (Hydra's own expansion would need its config loader).
+    """
+    from hydra.core.override_parser.types import Glob
+
+    value = override.value()
+    if isinstance(value, Glob):
+        return value.filter(configs.options(override.key_or_group))
+    if override.is_sweep_override():
+        return [None if v == "null" else v for v in override.sweep_string_iterator()]
+    if isinstance(value, list):  # several configs of one group: group=[a,b]
+        return [str(v) for v in value]
+    return [None if value is None else str(value)]
+
+
+def _check_choices(override: Any, configs: Configs) -> None:
+    if override.is_delete() or override.is_interval_sweep():
+        return
+    group = override.key_or_group
+    options = configs.options(group)
+    for choice in _group_values(override, configs):
+        if choice is not None and choice not in options:
+            close = difflib.get_close_matches(choice, options, n=1)
+            hint = f"did you mean {group}={close[0]}? " if close else ""
+            raise ConfigError(
+                f"unknown {group} option {choice!r}; {hint}choose one of: {', '.join(options)}"
+            )
+
+
+def _compositions(groups: list[Any], configs: Configs) -> Iterator[tuple[str, DictConfig]]:
+    """The configs a command's jobs start from: its group choices, each sweep value in turn.
+
+    Sweeps over several groups are varied one group at a time (not their full product):
+    what keys a config has depends on its groups one by one, and a sweep of 5 × 5 groups
+    then costs 9 compositions rather than 25.
+    """
+    fixed = [o.input_line for o in groups if not o.is_sweep_override()]
+    swept = {
+        o.get_key_element(): _group_values(o, configs) for o in groups if o.is_discrete_sweep()
+    }
+    first = {key: values[0] for key, values in swept.items() if values}
+    yield _compose(configs, fixed, first)
+    for key, values in swept.items():
+        for other in values[1:]:
+            yield _compose(configs, fixed, {**first, key: other})
+
+
+def _compose(
+    configs: Configs, fixed: list[str], choices: dict[str, str | None]
+) -> tuple[str, DictConfig]:
+    from hydra.errors import HydraException
+
+    chosen = [f"{key}={'null' if v is None else v}" for key, v in choices.items()]
+    try:
+        return " ".join(chosen), configs.compose([*fixed, *chosen])
+    except (HydraException, ValueError) as err:  # what Hydra would fail on too, in one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"cannot compose the config with {' '.join(fixed + chosen)}: {reason}"
+        ) from err
+
+
+# ---- keys and values ---------------------------------------------------------------------
+
+
+def _has_key(cfg: Any, key: str) -> bool:
+    try:
+        found = OmegaConf.select(
+            cfg, key, default=_ABSENT, throw_on_missing=True, throw_on_resolution_failure=False
+        )
+    except MissingMandatoryValue:  # `???`: there, waiting for a value
+        return True
+    return found is not _ABSENT
+
+
+def _key_hint(cfg: DictConfig, key: str) -> str:
+    """``; did you mean trainer.max_epochs?``, or the keys that are there, for a missing key."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+    siblings = (
+        [str(k) for k in node if not str(k).startswith("_")] if OmegaConf.is_dict(node) else []
+    )
+    close = difflib.get_close_matches(leaf, siblings, n=1)
+    if close:
+        return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
+    if siblings:
+        return f"; {parent or 'the config'} has: {', '.join(siblings)}"
+    return ""
+
+
+def _check_keys(keys: list[Any], cfg: DictConfig, config_name: str) -> None:
+    for override in keys:
+        key = override.key_or_group
+        exists = _has_key(cfg, key)
+        if override.is_delete():
+            if not exists:
+                raise ConfigError(f"cannot delete {key!r}: no such key{_key_hint(cfg, key)}")
+            continue
+        if override.is_add() and exists:
+            raise ConfigError(
+                f"+{key} adds a key, but {key} is already there: set it with {key}=... "
+                f"(or ++{key}=... to set or add)"
+            )
+        if not (override.is_add() or override.is_force_add() or exists):
+            raise ConfigError(
+                f"unknown key {key!r}{_key_hint(cfg, key)} (+{override.input_line} would add it)"
+            )
+        _check_values(override, cfg, config_name)
+
+
+def _values(override: Any) -> list[Any]:
+    """The Python values an override sets: one, or each of a sweep's (an interval: its ends)."""
+    from hydra.core.override_parser.types import QuotedString
+    from hydra.errors import HydraException
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, QuotedString):
+            return value.text
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {plain(k): plain(v) for k, v in value.items()}
+        return value
+
+    if override.is_interval_sweep():
+        interval = override.value()
+        return [interval.start, interval.end]
+    if override.is_discrete_sweep():
+        try:
+            return [plain(v) for v in override.sweep_iterator()]
+        except HydraException:  # glob() of a key, not a group: Hydra says what is wrong
+            return []
+    return [override.value()]
+
+
+def _check_values(override: Any, cfg: DictConfig, config_name: str) -> None:
+    """Each value against the type hint of the target its key configures."""
+    from hydra.utils import get_object
+
+    from litnets.signatures import check_arguments
+
+    key = override.key_or_group
+    parent, _, leaf = key.rpartition(".")
+    if parent:
+        node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False)
+        target = node.get("_target_") if OmegaConf.is_dict(node) else None
+        try:
+            target = get_object(target) if target else None
+        except Exception:  # a _target_ that does not import: building it says so
+            target = None
+    else:
+        target = top_level_options(config_name)
+    if target is None:
+        return
+    for value in _values(override):
+        if isinstance(value, str) and "${" in value:
+            continue  # an interpolation: known once resolved
+        check_arguments(target, {leaf: value}, parent)
+
+
+def top_level_options(config_name: str) -> Any:
+    """The dataclass typing a primary config's own keys (``seed``, ``top_k``, ...), if any."""
+    if config_name in ("train", "benchmark"):
+        from litnets.training import RunOptions
+
+        return RunOptions
+    if config_name == "predict":
+        from litnets.inference import PredictOptions
+
+        return PredictOptions
+    return None
+
+
+# ---- run dirs ----------------------------------------------------------------------------
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return (folder / "metrics.json").is_file() or any(folder.glob("checkpoints/*.ckpt"))
+
+
+def check_not_taken(line: CommandLine) -> None:
+    """Refuse an explicit ``hydra.run.dir``/``hydra.sweep.dir`` that already holds a run.
+
+    Hydra would overwrite that run's saved config at once, and the new run its
+    ``metrics.json`` and ``last.ckpt``; continuing it is what ``resume=`` is for.
+    """
+    if not launched_rank_is_zero():  # the other ranks join the dir rank 0 checked
+        return
+    resumed = resumed_dir(line)
+    run_dir = line.value("hydra.run.dir")
+    if run_dir and "${" not in str(run_dir):
+        folder = Path(str(run_dir)).expanduser().resolve()
+        if folder != resumed and _holds_a_run(folder):
+            raise ConfigError(
+                f"{folder} already holds a run: continue it with resume={folder}, "
+                "or give a new hydra.run.dir"
+            )
+    sweep_dir = line.value("hydra.sweep.dir")
+    if sweep_dir and "${" not in str(sweep_dir):
+        folder = Path(str(sweep_dir)).expanduser().absolute()
+        if _holds_a_run(folder) or any(_holds_a_run(job) for job in folder.glob("*/")):
+            raise ConfigError(f"{folder} already holds a sweep: give a new hydra.sweep.dir")
+
+
+def default_log_dir() -> str:
+    """``paths.log_dir`` as the packaged config resolves it here (``LITNETS_LOG_DIR``, ./logs)."""
+    paths = OmegaConf.create({"paths": OmegaConf.load(CONFIG_DIR / "paths" / "default.yaml")})
+    return str(paths.paths.log_dir)
+
+
+def check_output_dir(line: CommandLine) -> None:
+    """Fail in one line if the run dir cannot be created (Hydra would fail with a traceback).
+
+    The folder is ``paths.log_dir`` (or ``hydra.run.dir``/``hydra.sweep.dir`` when given);
+    the part before any ``${...}`` must lead to a writable directory.
+    """
+    chosen = [line.value(key) for key in _OUTPUT_KEYS if line.value(key)]
+    where = str(chosen[-1]) if chosen else default_log_dir()
+    base = Path(where.split("${")[0] or ".").expanduser().absolute()
+    existing = base
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"cannot create run dirs under {where}: {existing} is a file, not a directory"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot create run dirs under {where}: {existing} is not writable; "
+            "choose another with paths.log_dir=... or LITNETS_LOG_DIR"
+        )
+
+
+def resumed_dir(line: CommandLine) -> Path | None:
+    """The run dir ``resume=`` names, if any."""
+    resume = line.value("resume")
+    return Path(str(resume)).expanduser().resolve() if resume else None
+
+
+def quoted(value: str) -> str:
+    """``value`` as one Hydra override value, quoted unless it needs no quotes."""
+    if all(c.isalnum() or c in "/._-:" for c in value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resume_in_place(line: CommandLine, stamp: str) -> list[str]:
+    """The overrides that make ``resume=<dir>`` continue in ``<dir>``: Hydra's log too.
+
+    Without them Hydra would open a new, almost empty run dir for the resumed part. Its
+    ``train.log`` is appended to, and this command's own config goes to
+    ``.hydra/resumed-<stamp>/`` so the original ``.hydra/`` stays as the run began.
+    """
+    from litnets.checkpoints import find_last_checkpoint
+
+    run_dir = resumed_dir(line)
+    if run_dir is None or line.args.multirun or line.value("hydra.run.dir"):
+        return []
+    find_last_checkpoint(run_dir)  # before Hydra writes anything there
+    subdir = f".hydra/resumed-{stamp}" if launched_rank_is_zero() else "null"
+    return [f"hydra.run.dir={quoted(str(run_dir))}", f"hydra.output_subdir={subdir}"]

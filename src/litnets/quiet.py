@@ -1,0 +1,49 @@
+"""Lightning's chatter about choices litnets makes on purpose, silenced for one run only.
+
+Importing litnets changes no warning filter or logger: a notebook that imports it sees every
+warning it saw before. A run (``train``, ``evaluate``, ...) enters ``quiet_lightning()``,
+which restores the filters when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+IGNORED_WARNINGS = (
+    "You have overridden `transfer_batch_to_device`",
+    # Full-batch runs have one step per epoch; litnets logs steps by global step anyway.
+    "The number of training batches .* logging interval",
+    # Lightning 2.6 against torch ≥ 2.9 warns about its own use of a torch API on every run.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # Run dirs are unique, so only resume= meets a full checkpoint dir: it continues there.
+    "Checkpoint directory .* exists and is not empty",
+    # Epoch metrics are torchmetrics states, already summed over DDP ranks by compute().
+    r"It is recommended to use `self.log\(.*sync_dist=True",
+    # overfit_batches: litnets' own batch iterators stop shuffling (data/base.py), which
+    # Lightning cannot see in a plain iterable and announces it does itself.
+    "You requested to overfit but enabled .* dataloader shuffling",
+)
+
+_TIPS_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    """Drop Lightning's advertising tips (lines starting with 💡)."""
+    return not str(record.msg).startswith("💡")
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Within the block, Lightning's tips and the warnings above are not shown."""
+    logger = logging.getLogger(_TIPS_LOGGER)
+    logger.addFilter(_not_a_tip)
+    with warnings.catch_warnings():
+        for message in IGNORED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            yield
+        finally:
+            logger.removeFilter(_not_a_tip)

@@ -1,0 +1,334 @@
+"""Train one configured run: fit, test, and keep its record (``metrics.json``).
+
+``train`` is what ``litnets train`` and ``litnets.train([...])`` end up calling; it reads
+top to bottom as the run goes. The pieces come from ``build``, the record from ``record``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from litnets import checkpoints
+from litnets.build import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_model,
+    build_task,
+    build_trainer,
+    logged_to,
+    task_kind,
+)
+from litnets.callbacks.last_checkpoint import LastCheckpoint
+from litnets.config import in_sweep
+from litnets.errors import ConfigError, DivergenceError
+from litnets.models.base import Architecture
+from litnets.quiet import quiet_lightning
+from litnets.record import RunRecord, environment, scalars
+from litnets.signatures import check_arguments
+from litnets.tasks import Task
+from litnets.tasks.base import epoch_time
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How a run was started: what the environment record says, and what Lightning may do.
+
+    ``can_relaunch``: Lightning starts DDP ranks by re-running this process's command line,
+    which only a command (not a notebook or a test calling the API) can offer.
+    """
+
+    command: str = "litnets.training.train(cfg)"
+    started_at: float | None = None
+    """``time.perf_counter()`` when the process (or API call) started: start-up is measured."""
+    can_relaunch: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The top-level keys of ``conf/train.yaml``, typed: a bad value fails before training."""
+
+    seed: int
+    test_after_fit: bool
+    test_ckpt: Literal["best", "last"]
+    pictures: bool
+    compile: bool
+    float32_matmul_precision: Literal["highest", "high", "medium"]
+    optimized_metric: str | None
+
+
+def train(
+    cfg: DictConfig,
+    *,
+    extra_callbacks: Sequence[L.Callback] = (),
+    overrides: Sequence[str] = (),
+    invocation: Invocation = Invocation(),
+) -> dict[str, Any]:
+    """Fit, then test, one configured run; return the summary written to ``metrics.json``.
+
+    With ``resume=<run dir>`` the run continues in that dir from its ``last.ckpt`` under its
+    own saved config, with the ``key=value`` ``overrides`` of this command on top.
+    """
+    if cfg.get("resume"):
+        cfg = resumed_config(cfg, overrides)
+    check_run_options(cfg)
+    with quiet_lightning():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+        datamodule = build_datamodule(cfg)
+        datamodule.check_available()
+        kind = task_kind(cfg, datamodule)
+        model = build_model(cfg, datamodule, kind)
+        if cfg.compile:
+            model.compile()
+        task = build_task(cfg, model, kind, datamodule)
+        check_optimized_metric(cfg, task)
+        record = RunRecord(
+            Path(cfg.paths.output_dir),
+            task=kind,
+            data=cfg.data._target_.rsplit(".", 1)[-1],
+            model=cfg.model._target_.rsplit(".", 1)[-1],
+            seed=cfg.seed,
+            tutorial=cfg.get("tutorial"),
+            **({"debug": cfg.debug_preset} if cfg.get("debug_preset") else {}),
+        )
+        loggers = build_loggers(cfg)
+        callbacks = build_callbacks(cfg, task, has_logger=bool(loggers))
+        callbacks += [*extra_callbacks, _RecordOnException(record)]
+        trainer = build_trainer(cfg, callbacks, loggers)
+        check_ddp_launch(trainer, invocation)
+        record.update(
+            logs=logged_to(loggers),
+            environment=environment(
+                invocation.command,
+                device=trainer.strategy.root_device,
+                precision=str(trainer.precision),
+            ),
+        )
+        trainer.fit(task, datamodule=datamodule, ckpt_path=_start_from(cfg, task, record))
+        _record_fit(record, trainer, task, model, datamodule, invocation)
+        if record["status"] == "running" and cfg.test_after_fit:
+            ckpt = record["checkpoints"][cfg.test_ckpt]
+            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+            record.update(
+                tested_checkpoint=(cfg.test_ckpt if ckpt else None) or "final weights",
+                test=scalars(trainer.callback_metrics, "test/"),
+            )
+        if record["status"] == "running":
+            record.update(status="completed")
+            if cfg.get("optimized_metric"):
+                record.update(objective=objective(record.summary, str(cfg.optimized_metric)))
+        return record.finish(
+            epochs=trainer.current_epoch,
+            global_steps=trainer.global_step,
+            write=trainer.is_global_zero,
+        )
+
+
+def _start_from(cfg: DictConfig, task: Task, record: RunRecord) -> str | None:
+    """``ckpt_path``, checked to hold this model's weights before Lightning restores it."""
+    if not cfg.get("ckpt_path"):
+        return None
+    checkpoint = checkpoints.load(cfg.ckpt_path)
+    checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
+    record.update(resumed_from=checkpoint["path"])
+    return checkpoint["path"]
+
+
+def _record_fit(
+    record: RunRecord,
+    trainer: L.Trainer,
+    task: Task,
+    model: torch.nn.Module,
+    datamodule: Any,
+    invocation: Invocation,
+) -> None:
+    """What fitting left behind: best validation metrics, checkpoints, timings, a stop."""
+    best_val = scalars(trainer.callback_metrics, "val/")
+    monitor = trainer.checkpoint_callback
+    if monitor is not None and monitor.best_model_score is not None:
+        best_val[monitor.monitor] = float(monitor.best_model_score)
+    record.update(
+        best_val=best_val,
+        checkpoints={"best": best_checkpoint(trainer), "last": last_checkpoint(record.run_dir)},
+        learned=model.learned_parameters() if isinstance(model, Architecture) else {},
+        fit_time_s=round(time.perf_counter() - record.started, 3),
+        epoch_time_s={k: round(v, 4) for k, v in epoch_time(task.epoch_seconds).items()},
+        train_samples=len(datamodule.splits["train"][0]),
+    )
+    if invocation.started_at is not None and task.train_started_at is not None:
+        record.update(startup_s=round(task.train_started_at - invocation.started_at, 3))
+    stopped_by = next(
+        (c.stopped_by for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.stopped_by),
+        None,
+    )
+    if trainer.interrupted or stopped_by:
+        record.update(
+            status="interrupted", stopped_by=stopped_by, resume_from=last_checkpoint(record.run_dir)
+        )
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best-validation checkpoint of this run, if one was written."""
+    callback = trainer.checkpoint_callback
+    return (callback.best_model_path or None) if callback is not None else None
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The run's ``last.ckpt`` (``checkpoints.last_checkpoint``), if it was written."""
+    path = checkpoints.last_checkpoint(run_dir)
+    return str(path) if path.is_file() else None
+
+
+class _RecordOnException(L.Callback):
+    """Marks the run dir when training stops on an error: ``metrics.json`` says how and where."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, DivergenceError):
+            status = "diverged"
+        elif isinstance(exception, KeyboardInterrupt | SIGTERMException):
+            status = "interrupted"
+        else:
+            status = "failed"
+        self.record.update(status=status, error=f"{type(exception).__name__}: {exception}")
+        if last := last_checkpoint(self.record.run_dir):
+            self.record.update(resume_from=last)
+        self.record.finish(
+            epochs=trainer.current_epoch,
+            global_steps=trainer.global_step,
+            write=trainer.is_global_zero,
+        )
+
+
+def check_ddp_launch(trainer: L.Trainer, invocation: Invocation) -> None:
+    """Refuse a DDP run whose extra ranks Lightning would have to start by re-running us.
+
+    Lightning starts them by re-running the command line, once per process. Inside a ``-m``
+    sweep that would run the whole sweep again in each rank, and from the Python API there is
+    no command line to re-run. A launcher that gives each job its own processes (SLURM via
+    submitit, torchrun, srun) is the way to do either.
+    """
+    if trainer.world_size == 1:
+        return
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if environment is None or environment.creates_processes_externally:
+        return
+    if not invocation.can_relaunch:
+        raise ConfigError(
+            f"the Python API trains in this process and cannot start {trainer.world_size}-process "
+            "DDP: run `litnets train ...` (or under torchrun/srun) instead"
+        )
+    if in_sweep():
+        raise ConfigError(
+            f"a -m sweep cannot start {trainer.world_size}-process DDP jobs itself: sweep them "
+            "with hydra/launcher=slurm (one SLURM job per trial), or run each job on its own"
+        )
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    options = {f.name: cfg[f.name] for f in fields(RunOptions) if f.name in cfg}
+    check_arguments(RunOptions, options, where="")
+
+
+def check_optimized_metric(cfg: DictConfig, task: Task) -> None:
+    metric = cfg.get("optimized_metric")
+    if metric and metric not in task.metric_names():
+        raise ConfigError(
+            f"optimized_metric={metric} is not a metric of this run; "
+            f"choose one of: {', '.join(task.metric_names())}"
+        )
+
+
+def objective(summary: dict[str, Any], metric: str) -> float:
+    """The run's best value of ``metric`` (a validation metric): what a sweeper optimises."""
+    values = {**summary.get("best_val", {}), **summary.get("test", {})}
+    if metric not in values:
+        raise ConfigError(
+            f"optimized_metric={metric} was never logged in this run (did it validate? see "
+            "trainer.check_val_every_n_epoch)"
+        )
+    return float(values[metric])
+
+
+def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The saved config of the run in ``cfg.resume``, set to continue from its last.ckpt.
+
+    ``overrides`` (this command's, parsed by Hydra's own parser) change values on top, such
+    as ``trainer.max_epochs=50``; choosing another option of a group would change the run.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    last = checkpoints.find_last_checkpoint(cfg.resume)
+    saved = checkpoints.run_config(checkpoints.load(last))
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key == "resume" or key.startswith("hydra"):
+            continue
+        if override.is_sweep_override():
+            raise ConfigError(
+                f"resume continues one run: it cannot be swept ({override.input_line})"
+            )
+        value = override.value()
+        if override.is_delete():
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(saved, parent) if parent else saved
+            if node is not None and leaf in node:
+                del node[leaf]
+            continue
+        if OmegaConf.is_dict(OmegaConf.select(saved, key)) and isinstance(value, str):
+            raise ConfigError(
+                f"resume continues a run under its own config: change values (key=value), "
+                f"not groups ({override.input_line})"
+            )
+        OmegaConf.update(saved, key, value, force_add=True)
+    saved.paths.output_dir = str(last.parent.parent)
+    saved.ckpt_path = str(last)
+    saved.resume = None
+    return saved
+
+
+def format_summary(summary: dict[str, Any], log_dir: str | None = None) -> str:
+    """The few lines a user wants at the end of a run."""
+
+    def fmt(values: dict[str, float]) -> str:
+        return "  ".join(f"{k}={v:.4f}" for k, v in values.items()) or "-"
+
+    debug = f"debug run ({summary['debug']}, not a result) " if summary.get("debug") else ""
+    lines = [
+        f"litnets: {debug}{summary['status']} in {summary['wall_time_s']:.1f} s "
+        f"({summary['epochs']} epochs, {summary['global_steps']} steps)",
+        f"  run dir      {summary['run_dir']}",
+    ]
+    if "test" in summary:
+        lines.append(f"  test         {fmt(summary['test'])}  [{summary['tested_checkpoint']}]")
+    if summary.get("best_val"):
+        lines.append(f"  best val     {fmt(summary['best_val'])}")
+    for key, value in summary.get("learned", {}).items():
+        if key != "coefficients":
+            lines.append(f"  {'learned':<13}{key}: {value}")
+    if "startup_s" in summary:
+        lines.append(f"  startup      {summary['startup_s']:.2f} s to the first training step")
+    if summary.get("checkpoints", {}).get("best"):
+        lines.append(f"  checkpoint   {summary['checkpoints']['best']}")
+    if summary["status"] == "interrupted" and summary.get("resume_from"):
+        lines.append(f"  resume       litnets train resume={summary['run_dir']}")
+    logs = summary.get("logs", {})
+    if "csv" in logs:
+        lines.append(f"  CSV          {Path(logs['csv']) / 'metrics.csv'}")
+    if log_dir and "tensorboard" in logs:
+        lines.append(f"  TensorBoard  tensorboard --logdir {log_dir}")
+    return "\n".join(lines)

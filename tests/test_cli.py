@@ -1,0 +1,149 @@
+"""The ``litnets`` command: subcommands, help, Hydra's grammar end to end, ``python -m litnets``."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import check_ok, read_metrics, run_dirs
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "litnets"
+QUICK = ["trainer.max_epochs=2", "pictures=false", "logger=none"]
+
+
+def litnets(*args: str, cwd: Path, module: bool = False) -> subprocess.CompletedProcess:
+    """``litnets <args>`` (the console script), or ``python -m litnets <args>``."""
+    command = [sys.executable, "-m", "litnets"] if module else [str(CONSOLE_SCRIPT)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env
+    )
+
+
+def job_configs(sweep_dir: Path) -> list[dict]:
+    return [
+        yaml.safe_load((job / ".hydra" / "config.yaml").read_text()) for job in run_dirs(sweep_dir)
+    ]
+
+
+def test_help_lists_the_commands(tmp_path) -> None:
+    result = litnets("--help", cwd=tmp_path)
+    check_ok(result)
+    for command in ("train", "eval", "predict", "export", "plot", "benchmark"):
+        assert f"\n  {command} " in result.stdout
+    assert litnets(cwd=tmp_path).returncode == 2  # no command: usage on stderr
+    wrong = litnets("trian", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().startswith(
+        "litnets: error: unknown command 'trian'; did you mean `litnets train`?"
+    )
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_train_help_shows_groups_but_not_internal_ones(tmp_path) -> None:
+    result = litnets("train", "--help", cwd=tmp_path, module=True)
+    check_ok(result)
+    out = result.stdout
+    assert "  data: cifar10, fashion_mnist, iris, linear, mnist, sine" in out
+    assert "  debug: anomaly, fdr, limit, overfit, profiler" in out
+    assert "recipe:" not in out and "hydra/" not in out  # internal groups stay out
+    assert "mnist × mlp" in out  # ... but the pairs with tutorial settings are named
+    assert "-m, --multirun" in out and "--config-dir DIR" in out
+    eval_help = litnets("eval", "--help", cwd=tmp_path)
+    check_ok(eval_help)
+    assert "ckpt_path=???" in eval_help.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_cfg_job_shows_what_a_pair_brings_and_runs_nothing(tmp_path) -> None:
+    result = litnets("train", "data=mnist", "model=mlp", "--cfg", "job", cwd=tmp_path)
+    check_ok(result)
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["tutorial"].startswith("seed 002 (conf/recipe/mnist_mlp.yaml)")
+    assert cfg["optimizer"]["_target_"] == "torch.optim.SGD"
+    assert cfg["scheduler"]["_target_"] == "torch.optim.lr_scheduler.StepLR"
+    assert cfg["model"]["hidden_sizes"] == [300, 100]
+    info = litnets("train", "--info", "defaults", "experiment=sine_poly", cwd=tmp_path)
+    check_ok(info)
+    assert "recipe/sine_poly" in info.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_choice_range_and_glob_sweeps_expand_to_their_jobs(tmp_path) -> None:
+    """2 optimizers × 2 seeds × 2 models (glob) = 8 jobs, each with its own combination."""
+    sweep_dir = tmp_path / "sweep"
+    result = litnets(
+        "train",
+        "optimizer=choice(sgd,adam)",
+        "-m",  # after an override: litnets hands Hydra its flags first
+        "seed=range(1,3)",
+        "model=glob(*,exclude=[cnn,poly,linear])",
+        *QUICK,
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    check_ok(result)
+    configs = job_configs(sweep_dir)
+    combos = {(c["optimizer"]["_target_"], c["seed"], c["model"]["_target_"]) for c in configs}
+    expected = itertools.product(
+        ["torch.optim.SGD", "torch.optim.Adam"],
+        [1, 2],
+        ["litnets.models.mlp.MLP", "litnets.models.softmax.SoftmaxRegression"],
+    )
+    assert len(configs) == 8
+    assert combos == set(expected)
+    assert all(read_metrics(job)["status"] == "completed" for job in run_dirs(sweep_dir))
+
+
+def test_interval_sweeps_with_optuna(tmp_path) -> None:
+    sweep_dir = tmp_path / "study"
+    result = litnets(
+        "train",
+        "-m",
+        "hydra/sweeper=optuna",
+        "optimizer.lr=tag(log, interval(0.001, 0.1))",
+        "hydra.sweeper.n_trials=2",
+        "optimized_metric=val/acc",
+        "hydra.sweeper.direction=maximize",
+        "trainer.max_epochs=20",
+        "pictures=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    check_ok(result)
+    rates = [c["optimizer"]["lr"] for c in job_configs(sweep_dir)]
+    assert len(rates) == 2 and all(0.001 <= r <= 0.1 for r in rates)
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best["best_params"]["optimizer.lr"] in rates
+
+
+def test_values_of_every_kind_reach_the_run(tmp_path) -> None:
+    """Quoted strings, lists, dicts, null, +key, ++key and ~key in one real run."""
+    run_dir = tmp_path / "run"
+    result = litnets(
+        "train",
+        "task.loss='cross_entropy'",
+        "model.hidden_sizes=[8,8]",
+        "++task.loss_kwargs={label_smoothing:0.1}",
+        "task.kind=null",
+        "+trainer.gradient_clip_val=0.5",
+        "~callbacks.lr_monitor",
+        *QUICK,
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        module=True,
+    )
+    check_ok(result)
+    cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert cfg["task"] == {**cfg["task"], "loss": "cross_entropy", "kind": None}
+    assert cfg["task"]["loss_kwargs"] == {"label_smoothing": 0.1}
+    assert cfg["model"]["hidden_sizes"] == [8, 8]
+    assert cfg["trainer"]["gradient_clip_val"] == 0.5
+    assert "lr_monitor" not in cfg["callbacks"]
+    assert read_metrics(run_dir)["status"] == "completed"
