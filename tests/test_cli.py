@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -73,32 +72,6 @@ def test_cfg_job_shows_what_a_pair_brings_and_runs_nothing(tmp_path) -> None:
     check_ok(info)
     assert "recipe/sine_poly" in info.stdout
     assert not list(tmp_path.iterdir())
-
-
-def test_choice_range_and_glob_sweeps_expand_to_their_jobs(tmp_path) -> None:
-    """2 optimizers × 2 seeds × 2 models (glob) = 8 jobs, each with its own combination."""
-    sweep_dir = tmp_path / "sweep"
-    result = litnets(
-        "train",
-        "optimizer=choice(sgd,adam)",
-        "-m",  # after an override: litnets hands Hydra its flags first
-        "seed=range(1,3)",
-        "model=glob(*,exclude=[cnn,poly,linear])",
-        *QUICK,
-        f"hydra.sweep.dir={sweep_dir}",
-        cwd=tmp_path,
-    )
-    check_ok(result)
-    configs = job_configs(sweep_dir)
-    combos = {(c["optimizer"]["_target_"], c["seed"], c["model"]["_target_"]) for c in configs}
-    expected = itertools.product(
-        ["torch.optim.SGD", "torch.optim.Adam"],
-        [1, 2],
-        ["litnets.models.mlp.MLP", "litnets.models.softmax.SoftmaxRegression"],
-    )
-    assert len(configs) == 8
-    assert combos == set(expected)
-    assert all(read_metrics(job)["status"] == "completed" for job in run_dirs(sweep_dir))
 
 
 def test_interval_sweeps_with_optuna(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,27 @@ def test_classification_pictures(image_run) -> None:
         width, height = image_size(value)
         assert width >= 400 and height >= 400, (tag, width, height)
     assert "model/summary/text_summary" in values
+
+
+def test_model_summary_counts_flops(image_run) -> None:
+    (value,) = summaries(image_run)["model/summary/text_summary"]
+    text = make_ndarray(value.tensor).item().decode()
+    flops = re.search(r"([\d.]+ ?[KMG]?)\s+Total Flops", text)  # Lightning's table layout
+    assert flops and float(flops.group(1).rstrip(" KMG")) > 0, text[-400:]
+
+
+def test_confusion_matrix_title_fits_the_figure() -> None:
+    import torch
+
+    from litnets import plots
+
+    figure = plots.confusion_matrix(torch.tensor([[9, 1, 0], [0, 10, 0], [1, 0, 9]]), list("abc"))
+    figure.canvas.draw()
+    title = figure.axes[0].title
+    box = title.get_window_extent(figure.canvas.get_renderer())
+    width, height = figure.canvas.get_width_height()
+    assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height, (box, width)
+    assert "accuracy 0.9333" in title.get_text()
 
 
 def test_hparams_hold_the_final_metrics(image_run) -> None:

@@ -129,3 +129,35 @@ def test_help_lists_the_groups(tmp_path) -> None:
     for line in ("data: cifar10, fashion_mnist, iris, linear, mnist, sine", "model: cnn, linear"):
         assert line in result.stdout
     assert "scheduler: cosine, default, multistep, none, onecycle, plateau, step" in result.stdout
+
+
+def test_summary_lines_name_what_was_learned() -> None:
+    from litnets.training import format_summary
+
+    summary = {"status": "completed", "wall_time_s": 1.0, "epochs": 2, "global_steps": 4}
+    summary |= {"run_dir": "/r", "learned": {"equation": "y = 0.1 + 0.8*x", "coefficients": []}}
+    lines = format_summary(summary).splitlines()
+    assert "  learned      equation: y = 0.1 + 0.8*x" in lines
+    assert not any("coefficients" in line for line in lines)
+
+
+def test_progress_bar_shows_the_loss_the_task_already_read(tmp_path) -> None:
+    """The bar shows the step loss the task read at the logging interval: a Python float."""
+    import lightning as L
+
+    from litnets import training
+    from litnets.callbacks.progress import ProgressBar
+    from litnets.config import compose
+
+    class Peek(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            (bar,) = [c for c in trainer.callbacks if isinstance(c, ProgressBar)]
+            self.shown = bar.get_metrics(trainer, pl_module)
+            self.read = pl_module.last_step_loss
+
+    peek = Peek()
+    overrides = ["trainer.max_epochs=12", "trainer.log_every_n_steps=5", "pictures=false"]
+    training.train(compose(overrides, output_dir=str(tmp_path)), extra_callbacks=[peek])
+    assert isinstance(peek.read, float)
+    assert peek.shown["loss"] == f"{peek.read:.4g}"
+    assert "v_num" not in peek.shown
