@@ -47,6 +47,17 @@ def test_metrics_json_records_the_run(iris_run) -> None:
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
+def test_the_run_records_its_environment(iris_run) -> None:
+    run_dir, _ = iris_run
+    env = read_metrics(run_dir)["environment"]
+    assert env["command"] == "litnets train"  # scripts/train.py is `litnets train`
+    assert env["python"].count(".") == 2
+    for package in ("litnets", "torch", "lightning", "hydra-core", "torchmetrics", "torchvision"):
+        assert env["versions"][package], package
+    assert (env["precision"], env["device"]) == ("32-true", "cpu")
+    assert len(env["git"]["commit"]) == 40 and isinstance(env["git"]["dirty"], bool)
+
+
 def test_summary_says_where_things_are(iris_run) -> None:
     run_dir, stdout = iris_run
     assert str(run_dir) in stdout

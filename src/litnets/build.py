@@ -7,6 +7,7 @@ against the target's type hints first, so a wrong value names its key in one lin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,24 @@ def build_task(
     # BatchNorm needs more than one sample).
     task.example_input_array = torch.zeros(2, *datamodule.input_shape)
     return task
+
+
+@dataclass
+class Pieces:
+    """What a config describes: the data, the kind of task, the model and its task."""
+
+    datamodule: InMemoryDataModule
+    kind: str
+    model: Architecture
+    task: Task
+
+
+def build_pieces(cfg: DictConfig, datamodule: InMemoryDataModule | None = None) -> Pieces:
+    """Data, model and task of a run (or of a checkpoint's saved run config)."""
+    datamodule = datamodule or build_datamodule(cfg)
+    kind = task_kind(cfg, datamodule)
+    model = build_model(cfg, datamodule, kind)
+    return Pieces(datamodule, kind, model, build_task(cfg, model, kind, datamodule))
 
 
 def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.Callback]:

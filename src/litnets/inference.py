@@ -18,14 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from litnets import checkpoints
-from litnets.build import (
-    build_datamodule,
-    build_model,
-    build_task,
-    check_accelerator,
-    plain,
-    task_kind,
-)
+from litnets.build import build_datamodule, build_pieces, check_accelerator, plain
 from litnets.data.base import InMemoryDataModule
 from litnets.inputs import load_inputs
 from litnets.models import saved
@@ -54,13 +47,14 @@ def restore(ckpt_path: str, data_dir: str | None = None) -> Restored:
     if data_dir is not None and "data_dir" in cfg.data:
         cfg.data.data_dir = str(data_dir)
     datamodule = build_datamodule(cfg)
-    kind = task_kind(cfg, datamodule)
-    model = build_model(cfg, datamodule, kind)
-    task = build_task(cfg, model, kind, datamodule)
-    checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
-    task.load_state_dict(checkpoint["state_dict"])
-    task.eval()
-    return Restored(cfg, datamodule, model, task, checkpoint["path"])
+    saved = checkpoint.get(type(datamodule).__qualname__)  # what Lightning keeps of it
+    if saved:  # fitted preprocessing: applied as trained, without the training file
+        datamodule.load_state_dict(saved)
+    pieces = build_pieces(cfg, datamodule)
+    checkpoints.check_fits(pieces.task, checkpoint["state_dict"], checkpoint["path"])
+    pieces.task.load_state_dict(checkpoint["state_dict"])
+    pieces.task.eval()
+    return Restored(cfg, pieces.datamodule, pieces.model, pieces.task, checkpoint["path"])
 
 
 def inference_trainer(cfg: DictConfig) -> L.Trainer:

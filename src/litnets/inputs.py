@@ -80,8 +80,7 @@ def load_inputs(
     if path.suffix.lower() == ".csv":
         if len(shape) != 1:
             raise ConfigError(f"this model takes {shape} images; give image files, not a CSV")
-        raw, names = read_csv_rows(path, shape[0])
-        return datamodule.encode(raw), names, None
+        return datamodule.read_table(path)
     files = (
         sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if path.is_dir()

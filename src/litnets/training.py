@@ -19,14 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from litnets import checkpoints
 from litnets.build import (
+    Pieces,
     build_callbacks,
-    build_datamodule,
     build_loggers,
-    build_model,
-    build_task,
+    build_pieces,
     build_trainer,
     logged_to,
-    task_kind,
 )
 from litnets.callbacks.last_checkpoint import LastCheckpoint
 from litnets.config import in_sweep
@@ -84,54 +82,58 @@ def train(
     with quiet_lightning():
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-        datamodule = build_datamodule(cfg)
-        datamodule.check_available()
-        kind = task_kind(cfg, datamodule)
-        model = build_model(cfg, datamodule, kind)
+        pieces = build_pieces(cfg)
+        pieces.datamodule.check_available()
         if cfg.compile:
-            model.compile()
-        task = build_task(cfg, model, kind, datamodule)
-        check_optimized_metric(cfg, task)
-        record = RunRecord(
-            Path(cfg.paths.output_dir),
-            task=kind,
-            data=cfg.data._target_.rsplit(".", 1)[-1],
-            model=cfg.model._target_.rsplit(".", 1)[-1],
-            seed=cfg.seed,
-            tutorial=cfg.get("tutorial"),
-            **({"debug": cfg.debug_preset} if cfg.get("debug_preset") else {}),
-        )
+            pieces.model.compile()
+        check_optimized_metric(cfg, pieces.task)
+        record = _new_record(cfg, pieces.kind)
         loggers = build_loggers(cfg)
-        callbacks = build_callbacks(cfg, task, has_logger=bool(loggers))
+        callbacks = build_callbacks(cfg, pieces.task, has_logger=bool(loggers))
         callbacks += [*extra_callbacks, _RecordOnException(record)]
         trainer = build_trainer(cfg, callbacks, loggers)
         check_ddp_launch(trainer, invocation)
+        device, precision = trainer.strategy.root_device, str(trainer.precision)
         record.update(
             logs=logged_to(loggers),
-            environment=environment(
-                invocation.command,
-                device=trainer.strategy.root_device,
-                precision=str(trainer.precision),
-            ),
+            environment=environment(invocation.command, device=device, precision=precision),
         )
-        trainer.fit(task, datamodule=datamodule, ckpt_path=_start_from(cfg, task, record))
-        _record_fit(record, trainer, task, model, datamodule, invocation)
-        if record["status"] == "running" and cfg.test_after_fit:
-            ckpt = record["checkpoints"][cfg.test_ckpt]
-            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-            record.update(
-                tested_checkpoint=(cfg.test_ckpt if ckpt else None) or "final weights",
-                test=scalars(trainer.callback_metrics, "test/"),
-            )
+        start = _start_from(cfg, pieces.task, record)
+        trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
+        _record_fit(record, trainer, pieces, invocation)
         if record["status"] == "running":
-            record.update(status="completed")
-            if cfg.get("optimized_metric"):
-                record.update(objective=objective(record.summary, str(cfg.optimized_metric)))
+            _test(cfg, trainer, pieces, record)
         return record.finish(
             epochs=trainer.current_epoch,
             global_steps=trainer.global_step,
             write=trainer.is_global_zero,
         )
+
+
+def _new_record(cfg: DictConfig, kind: str) -> RunRecord:
+    return RunRecord(
+        Path(cfg.paths.output_dir),
+        task=kind,
+        data=cfg.data._target_.rsplit(".", 1)[-1],
+        model=cfg.model._target_.rsplit(".", 1)[-1],
+        seed=cfg.seed,
+        tutorial=cfg.get("tutorial"),
+        **({"debug": cfg.debug_preset} if cfg.get("debug_preset") else {}),
+    )
+
+
+def _test(cfg: DictConfig, trainer: L.Trainer, pieces: Pieces, record: RunRecord) -> None:
+    """Test the chosen checkpoint (``test_ckpt``), then mark the run completed."""
+    if cfg.test_after_fit:
+        ckpt = record["checkpoints"][cfg.test_ckpt]
+        trainer.test(pieces.task, datamodule=pieces.datamodule, ckpt_path=ckpt, verbose=False)
+        record.update(
+            tested_checkpoint=(cfg.test_ckpt if ckpt else None) or "final weights",
+            test=scalars(trainer.callback_metrics, "test/"),
+        )
+    record.update(status="completed")
+    if cfg.get("optimized_metric"):
+        record.update(objective=objective(record.summary, str(cfg.optimized_metric)))
 
 
 def _start_from(cfg: DictConfig, task: Task, record: RunRecord) -> str | None:
@@ -145,12 +147,7 @@ def _start_from(cfg: DictConfig, task: Task, record: RunRecord) -> str | None:
 
 
 def _record_fit(
-    record: RunRecord,
-    trainer: L.Trainer,
-    task: Task,
-    model: torch.nn.Module,
-    datamodule: Any,
-    invocation: Invocation,
+    record: RunRecord, trainer: L.Trainer, pieces: Pieces, invocation: Invocation
 ) -> None:
     """What fitting left behind: best validation metrics, checkpoints, timings, a stop."""
     best_val = scalars(trainer.callback_metrics, "val/")
@@ -160,13 +157,16 @@ def _record_fit(
     record.update(
         best_val=best_val,
         checkpoints={"best": best_checkpoint(trainer), "last": last_checkpoint(record.run_dir)},
-        learned=model.learned_parameters() if isinstance(model, Architecture) else {},
+        learned=(
+            pieces.model.learned_parameters() if isinstance(pieces.model, Architecture) else {}
+        ),
         fit_time_s=round(time.perf_counter() - record.started, 3),
-        epoch_time_s={k: round(v, 4) for k, v in epoch_time(task.epoch_seconds).items()},
-        train_samples=len(datamodule.splits["train"][0]),
+        epoch_time_s={k: round(v, 4) for k, v in epoch_time(pieces.task.epoch_seconds).items()},
+        train_samples=len(pieces.datamodule.splits["train"][0]),
     )
-    if invocation.started_at is not None and task.train_started_at is not None:
-        record.update(startup_s=round(task.train_started_at - invocation.started_at, 3))
+    started = pieces.task.train_started_at
+    if invocation.started_at is not None and started is not None:
+        record.update(startup_s=round(started - invocation.started_at, 3))
     stopped_by = next(
         (c.stopped_by for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.stopped_by),
         None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning as L
@@ -280,6 +281,17 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         sees exactly what training saw.
         """
         return raw.float()
+
+    def read_table(self, path: Path) -> tuple[Tensor, list[str], Tensor | None]:
+        """A CSV of raw feature rows (for ``predict``) → model inputs, row names, targets.
+
+        The default reads numbers only, in the dataset's own units, and encodes them as
+        training did; tables with named, text or missing columns override this.
+        """
+        from litnets.inputs import read_csv_rows
+
+        raw, names = read_csv_rows(path, self.input_shape[0])
+        return self.encode(raw), names, None
 
     def check_available(self) -> None:
         """Raise ``DataError`` now if the files are missing, before any training is set up."""
