@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from litnets.config import open_configs
-from litnets.errors import ConfigError
+from litnets.errors import ConfigError, LitnetsError
 from litnets.overrides import CommandLine, check, resume_in_place
 
 Job = Callable[[DictConfig, list[str], str, float], dict[str, Any]]
@@ -88,7 +88,7 @@ def _run_job(
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
 
-    started = time.perf_counter()
+    started, called_at = time.perf_counter(), time.time()
     given = [str(o) for o in overrides]
     command = f"litnets.{'evaluate' if config_name == 'eval' else config_name}({given!r})"
     config_dirs = [str(config_dir)] if config_dir is not None else []
@@ -119,7 +119,13 @@ def _run_job(
                 job_subdir_key=None,
                 hydra_context=context,
             )
-    return result.return_value  # the job's own exception, re-raised, if it failed
+    try:
+        return result.return_value  # the job's own exception, re-raised, if it failed
+    except LitnetsError:
+        from litnets.record import discard_if_unused
+
+        discard_if_unused(Path(cfg.hydra.runtime.output_dir), called_at)
+        raise
 
 
 class _NoCallbacks:

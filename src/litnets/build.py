@@ -105,7 +105,11 @@ def build_scheduler(node: Any) -> SchedulerSpec | None:
 def build_task(
     cfg: DictConfig, model: Architecture, kind: str, datamodule: InMemoryDataModule
 ) -> Task:
-    extra = {"num_classes": datamodule.num_outputs} if kind == "classification" else {}
+    if kind == "classification":
+        extra: dict[str, Any] = {"num_classes": datamodule.num_outputs}
+    else:
+        mean, std = datamodule.target_scaling or (0.0, 1.0)
+        extra = {"target_mean": mean, "target_std": std}
     task = TASKS[kind](
         model,
         optimizer=instantiate_node(cfg.optimizer, "optimizer"),

@@ -8,6 +8,7 @@ Lightning, which starts DDP ranks by re-running ``__main__``, re-runs the same c
 import time
 
 STARTED_AT = time.perf_counter()  # before the heavy imports: runs report their start-up time
+STARTED_EPOCH = time.time()  # what this process made is newer than this
 
 import difflib  # noqa: E402
 import runpy  # noqa: E402

@@ -111,9 +111,11 @@ def predict(cfg: DictConfig, *, command: str = "litnets.inference.predict") -> d
     check_arguments(PredictOptions, {f.name: cfg[f.name] for f in fields(PredictOptions)}, "")
     with quiet_lightning():
         restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
+        if cfg.get("unknown_categories") and hasattr(restored.datamodule, "unknown_categories"):
+            restored.datamodule.unknown_categories = cfg.unknown_categories
         inputs, names, targets = load_inputs(str(cfg.input), restored.datamodule, cfg.num_samples)
         with torch.no_grad():
-            outputs = restored.model(inputs)
+            outputs = restored.task(inputs)  # the task's outputs: in the target's own units
     if restored.task.kind == "classification":
         labels = restored.datamodule.class_names or [str(i) for i in range(outputs.shape[1])]
         rows = _class_rows(outputs, names, targets, labels, cfg.top_k)
@@ -183,8 +185,15 @@ def export(cfg: DictConfig, *, command: str = "litnets.inference.export") -> dic
     out = Path(cfg.paths.output_dir)
     kwargs = {k: v for k, v in plain(restored.config.model).items() if k != "_target_"}
     kwargs |= {"input_shape": list(datamodule.input_shape), "num_outputs": datamodule.num_outputs}
+    # A table's fitted preprocessing (columns, scaling, categories) goes into model.json:
+    # what a user needs to turn raw rows into the model's inputs by hand.
     saved.save(
-        model, kwargs, out, class_names=datamodule.class_names, source=restored.checkpoint_path
+        model,
+        kwargs,
+        out,
+        class_names=datamodule.class_names,
+        source=restored.checkpoint_path,
+        **datamodule.state_dict(),
     )
     files = {"weights": str(out / saved.WEIGHTS), "spec": str(out / saved.SPEC)}
     if "torch_export" in cfg.formats:

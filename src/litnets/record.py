@@ -93,6 +93,26 @@ def command_line(command: str) -> str:
     return shlex.join(["litnets", command, *sys.argv[1:]])
 
 
+def discard_if_unused(run_dir: Path, since: float) -> bool:
+    """Remove a run dir this process made and left with nothing but Hydra's config and logs.
+
+    A run stopped by a user error before it wrote anything (a bad data file, a missing
+    column) then leaves nothing behind. ``since`` is the process's start (``time.time()``):
+    a dir or file older than that, or anything else in it, keeps the dir.
+    """
+    import shutil
+
+    if not run_dir.is_dir() or run_dir.stat().st_ctime < since:
+        return False
+    entries = list(run_dir.iterdir())
+    if not all(e.name == ".hydra" or (e.is_file() and e.suffix == ".log") for e in entries):
+        return False
+    if any(f.stat().st_mtime < since for f in run_dir.rglob("*")):
+        return False
+    shutil.rmtree(run_dir)
+    return True
+
+
 class RunRecord:
     """The summary of one run, written to ``<run dir>/metrics.json``."""
 

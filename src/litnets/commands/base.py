@@ -64,9 +64,25 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if in_sweep():
                 FAILED_SWEEP_JOBS.append(str(err))
                 return float("nan")
+            _discard_run_dir()
             sys.exit(2)
 
     return wrapper
+
+
+def _discard_run_dir() -> None:
+    """A single run that failed before writing anything leaves no run dir behind."""
+    import logging
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from litnets import cli
+    from litnets.record import discard_if_unused
+
+    if HydraConfig.initialized():
+        logging.shutdown()  # close the run's log file first
+        discard_if_unused(Path(HydraConfig.get().runtime.output_dir), cli.STARTED_EPOCH)
 
 
 def hydra_command(config_name: str) -> Callable[[Callable[..., Any]], Callable[[], Any]]:

@@ -274,6 +274,11 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def class_names(self) -> list[str] | None:
         return None
 
+    @property
+    def target_scaling(self) -> tuple[float, float] | None:
+        """(mean, std) of a regression target the model should learn standardised, if any."""
+        return None
+
     def encode(self, raw: Tensor) -> Tensor:
         """Inputs in the dataset's own units (pixels 0-255, centimetres, x) → model inputs.
 
