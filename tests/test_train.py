@@ -137,7 +137,10 @@ def test_missing_mnist_is_one_clear_message(tmp_path) -> None:
 def test_help_lists_the_groups(tmp_path) -> None:
     result = run_script("train.py", "--help", log_dir=tmp_path)
     check_ok(result)
-    for line in ("data: cifar10, csv, fashion_mnist, iris, linear, mnist, sine", "model: cnn, linear"):
+    for line in (
+        "data: cifar10, csv, fashion_mnist, iris, linear, mnist, sine",
+        "model: cnn, linear",
+    ):
         assert line in result.stdout
     assert "scheduler: cosine, default, multistep, none, onecycle, plateau, step" in result.stdout
 

@@ -79,6 +79,15 @@ def train(
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
     check_run_options(cfg)
+    if cfg.get("tune"):  # tune=lr_find: the range test, then (tune.train) this run at its rate
+        from litnets.tuning import tune_then_train
+
+        def then(tuned: DictConfig) -> dict[str, Any]:
+            return train(tuned, extra_callbacks=extra_callbacks, invocation=invocation)
+
+        with quiet_lightning():
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            return tune_then_train(cfg, then, invocation.command)
     with quiet_lightning():
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
