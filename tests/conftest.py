@@ -122,6 +122,16 @@ def run_script(
     )
 
 
+def readme_block(tag: str) -> str:
+    """The ```bash block right after ``<!-- tested: <tag> -->`` in the README."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    match = re.search(rf"<!-- tested: {tag} -->\s*```bash\n(.*?)\n```", readme, re.DOTALL)
+    assert match, f"README has no tested block {tag!r}"
+    return match.group(1) + "\n"
+
+
 def run_dirs(log_dir: Path) -> list[Path]:
     """Every run dir (single runs and multirun jobs) that wrote a metrics.json."""
     return sorted(p.parent for p in log_dir.rglob("metrics.json"))
@@ -135,3 +145,26 @@ def check_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, (
         f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     )
+
+
+def make_image_folder(
+    root: Path,
+    per_class: int = 12,
+    size: tuple[int, int] = (16, 16),
+    mode: str = "L",
+    classes: tuple[str, ...] = ("circle", "cross", "dot"),
+    seed: int = 0,
+) -> Path:
+    """``root/<class>/*.png``: learnable generated images (a bright band per class)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, size=(*size, 3), dtype=np.uint8)
+            band = slice(index * size[0] // len(classes), (index + 1) * size[0] // len(classes))
+            pixels[band] = 230
+            Image.fromarray(pixels).convert(mode).save(folder / f"{i:03d}.png")
+    return root

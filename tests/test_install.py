@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,15 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, check_ok, read_metrics, run_dirs
-
-
-def readme_block(tag: str) -> str:
-    """The ```bash block right after ``<!-- tested: <tag> -->`` in the README."""
-    readme = (REPO / "README.md").read_text()
-    match = re.search(rf"<!-- tested: {tag} -->\s*```bash\n(.*?)\n```", readme, re.DOTALL)
-    assert match, f"README has no tested block {tag!r}"
-    return match.group(1) + "\n"
+from conftest import REPO, check_ok, read_metrics, readme_block, run_dirs
 
 
 @dataclass

@@ -10,28 +10,23 @@ import torch
 from torch import Tensor
 
 from litnets.data.base import InMemoryDataModule
+from litnets.data.folder import IMAGE_SUFFIXES
 from litnets.errors import ConfigError, DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def read_images(paths: list[Path], shape: tuple[int, ...]) -> Tensor:
     """Any-size image files → uint8 tensor (N, C, H, W) in the model's channels and size."""
-    from PIL import Image, UnidentifiedImageError
+    from litnets.data.folder import decode
 
     channels, height, width = shape
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
+    if channels not in (1, 3):
         raise ConfigError(f"cannot turn image files into {channels}-channel inputs")
     arrays = []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as err:
+            arrays.append(decode(path, channels, (height, width)))
+        except Exception as err:  # PIL raises many kinds for a file that is not an image
             raise DataError(f"{path} is not a readable image: {err}") from err
-        arrays.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
     return torch.from_numpy(np.stack(arrays))
 
 
@@ -69,10 +64,8 @@ def load_inputs(
     folder of images (image datasets), or a CSV file (tabular and regression datasets).
     """
     if spec == "test":
-        datamodule.setup()
-        x, y = datamodule.splits["test"]
-        n = min(num_samples, len(x))
-        return x[:n].cpu(), [f"test[{i}]" for i in range(n)], y[:n].cpu()
+        x, y = datamodule.sample("test", num_samples)
+        return x.cpu(), [f"test[{i}]" for i in range(len(x))], y.cpu()
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"input not found: {path} (give an image, a folder, a .csv, or 'test')")

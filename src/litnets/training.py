@@ -171,7 +171,7 @@ def _record_fit(
         ),
         fit_time_s=round(time.perf_counter() - record.started, 3),
         epoch_time_s={k: round(v, 4) for k, v in epoch_time(pieces.task.epoch_seconds).items()},
-        train_samples=len(pieces.datamodule.splits["train"][0]),
+        train_samples=pieces.datamodule.num_samples("train"),
     )
     started = pieces.task.train_started_at
     if invocation.started_at is not None and started is not None:

@@ -124,8 +124,7 @@ class Pictures(L.Callback):
         return len(trainer.datamodule.input_shape) == 3
 
     def samples(self, trainer: L.Trainer, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = trainer.datamodule.splits[split]
-        return x[: self.num_samples], y[: self.num_samples]
+        return trainer.datamodule.sample(split, self.num_samples)
 
     @staticmethod
     def names(trainer: L.Trainer, labels: torch.Tensor) -> list[str]:

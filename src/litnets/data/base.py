@@ -309,6 +309,17 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         """The samples ``loader=torch`` reads; a dataset too big for memory overrides this."""
         return TensorDataset(*self.splits[split])
 
+    def num_samples(self, split: str) -> int:
+        """How many samples ``split`` holds."""
+        self.setup()
+        return len(self.splits[split][0])
+
+    def sample(self, split: str, count: int) -> Split:
+        """The first ``count`` samples of ``split`` (pictures, ``predict input=test``)."""
+        self.setup()
+        x, y = self.splits[split]
+        return x[:count], y[:count]
+
     def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
         """Fit any preprocessing on the training split and apply it to all (default: none)."""
         return splits
@@ -390,8 +401,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         drop_last: bool = False,
         augment: BatchAugment | None = None,
     ) -> Batches:
-        if not self.splits:
-            self.setup()
+        self.setup()  # once: later calls return at once
         dataset = self.dataset(split) if self.loader == "torch" else None
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
