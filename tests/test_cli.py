@@ -49,7 +49,7 @@ def test_train_help_shows_groups_but_not_internal_ones(tmp_path) -> None:
     result = litnets("train", "--help", cwd=tmp_path, module=True)
     check_ok(result)
     out = result.stdout
-    assert "  data: cifar10, csv, fashion_mnist, iris, linear, mnist, sine" in out
+    assert "  data: cifar10, csv, fashion_mnist, image_folder, iris, linear, mnist, sine" in out
     assert "  debug: anomaly, fdr, limit, overfit, profiler" in out
     assert "recipe:" not in out and "hydra/" not in out  # internal groups stay out
     assert "mnist × mlp" in out  # ... but the pairs with tutorial settings are named

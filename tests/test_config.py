@@ -27,6 +27,17 @@ def test_every_option_composes(group: str, option: str) -> None:
         get_class(cfg[name]._target_)
 
 
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in ("callbacks", "logger") for o in options(g)]
+)
+def test_every_callback_and_logger_target_imports(group: str, option: str) -> None:
+    """Each entry's _target_ names a class that exists (a typo fails here, not mid-training)."""
+    cfg = compose([f"{group}={option}"], output_dir="/tmp/unused")
+    for name, node in (cfg.get(group) or {}).items():
+        assert "_target_" in node, f"{group}.{name} has no _target_"
+        assert isinstance(get_class(node._target_), type), f"{group}.{name}"
+
+
 def test_every_group_has_options() -> None:
     for group in GROUPS:
         assert len(options(group)) >= 2, group

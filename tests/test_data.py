@@ -182,16 +182,39 @@ def test_augmented_epochs_are_reproducible_and_differ() -> None:
         assert torch.equal(batch[0], images[batch[1]])  # no augmentation unless asked
 
 
-def test_datamodule_augments_training_batches_only(tmp_path) -> None:
+def crop_shift(augmented: torch.Tensor, original: torch.Tensor, pad: int, fill: float) -> tuple[int, int] | None:  # fmt: skip
+    """The (dy, dx) for which ``augmented`` is ``original`` padded with ``fill`` and cropped."""
+    height, width = original.shape[-2:]
+    padded = torch.nn.functional.pad(original, (pad, pad, pad, pad), value=fill)
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            if torch.equal(padded[..., dy : dy + height, dx : dx + width], augmented):
+                return dy - pad, dx - pad
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_datamodule_augments_training_batches_only(tmp_path, seed) -> None:
+    """Crops shift the content and show black where the shift exposes the border."""
     make_mnist_like(tmp_path, "MNIST", n_train=40, n_test=20)
-    augment = {"crop_padding": 3}
-    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=10, batch_size=30, augment=augment)
+    dm = MNISTDataModule(
+        data_dir=str(tmp_path), val_size=10, batch_size=30, augment={"crop_padding": 3}, seed=seed
+    )
     dm.setup()
+    # no black in the data itself (pixels 100..255), so any -1 below can only be padding
+    brightened = (dm.splits["train"][0] + 1) * (155 / 255) + (200 / 255 - 1)
+    dm.splits["train"] = (brightened, dm.splits["train"][1])
+    black = float(dm.encode(torch.zeros(1, 1, 1, 1, dtype=torch.uint8)))
+    assert black == -1.0 and float(brightened.min()) > black
     x, _ = next(iter(dm.train_dataloader()))
-    assert x.min() == -1.0  # padding is encoded black, as torchvision pads before Normalize
-    assert not any(torch.equal(row, original) for row in x for original in dm.splits["train"][0])
+    order = dm.train_dataloader().sampler.indices()[: len(x)]
+    shifts = [crop_shift(x[i], brightened[j], 3, black) for i, j in enumerate(order.tolist())]
+    assert all(s is not None for s in shifts)  # every image: its own content, shifted
+    assert any(s != (0, 0) for s in shifts)  # and the shifts are random, not all zero
+    for image, shift in zip(x, shifts, strict=True):
+        assert (image == black).any() == (shift != (0, 0))  # padding exactly where exposed
     val, _ = next(iter(dm.val_dataloader()))
-    assert torch.equal(val, dm.splits["val"][0][: len(val)])
+    assert torch.equal(val, dm.splits["val"][0][: len(val)])  # validation is never augmented
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,22 @@ def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+def wait_until_training_is_under_way(log_dir: Path, process: subprocess.Popen) -> None:
+    """Until last.ckpt has been saved twice (epochs 20 and 40): a condition, not a delay,
+    so a loaded machine is not a failure; the run still has over 2 400 epochs to go."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        saved = list(log_dir.rglob("last.ckpt"))
+        if saved:
+            try:
+                if torch.load(saved[0], weights_only=True)["epoch"] >= 39:
+                    return
+            except Exception:  # being written right now: look again
+                pass
+        time.sleep(0.1)
+    raise AssertionError("the run did not get under way (or ended) within 300 s")
+
+
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_killed_run_resumes_to_exactly_the_same_result(
     tmp_path, straight_run, signum, exit_code
@@ -41,10 +57,7 @@ def test_killed_run_resumes_to_exactly_the_same_result(
         [sys.executable, str(SCRIPTS / "train.py"), *LONG_IRIS],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.rglob("last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well into training
+    wait_until_training_is_under_way(tmp_path, process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == exit_code, stderr
@@ -73,6 +86,27 @@ def test_killed_run_resumes_to_exactly_the_same_result(
     ours, theirs = final_weights(run_dir), final_weights(straight_run)
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_resume_with_dropout_and_augmentation_is_exact(tmp_path, tiny_data_dir) -> None:
+    """Dropout draws from the global RNG, augmentation from its own: both resume exactly."""
+    from litnets import training
+    from litnets.config import compose
+
+    common = ["data=mnist", "model=mlp", f"paths.data_dir={tiny_data_dir}", "data.val_size=16"]
+    common += ["model.dropout=0.3", "data.augment.hflip=true", "data.augment.crop_padding=2"]
+    common += ["data.batch_size=16", "seed=4", "pictures=false", "logger=none"]
+    common += ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+    straight = training.train(
+        compose([*common, "trainer.max_epochs=6"], output_dir=str(tmp_path / "straight"))
+    )
+    training.train(compose([*common, "trainer.max_epochs=3"], output_dir=str(tmp_path / "split")))
+    resume = compose([f"resume={tmp_path / 'split'}"], output_dir=str(tmp_path / "unused"))
+    resumed = training.train(resume, overrides=["trainer.max_epochs=6"])
+    assert resumed["epochs"] == straight["epochs"] == 6
+    assert resumed["test"] == straight["test"]
+    ours, theirs = final_weights(tmp_path / "split"), final_weights(tmp_path / "straight")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
 def test_same_seed_same_metrics(tmp_path) -> None:

@@ -51,9 +51,14 @@ def test_eval_reproduces_the_training_test_metrics(tmp_path, iris_run, which) ->
     evaluated = read_metrics(only_run(tmp_path, "eval"))
     assert "test/acc=" in result.stdout
     if which != "last":
-        assert evaluated["test"] == trained["test"]
-    else:
-        assert 0.0 <= evaluated["test"]["test/acc"] <= 1.0
+        assert evaluated["test"] == trained["test"]  # training tested best.ckpt
+    else:  # last.ckpt: the accuracy its own weights give on the test split, worked out here
+        restored = restore(str(ckpt))
+        x, y = restored.datamodule.sample("test", 10_000)
+        with torch.no_grad():
+            right = (restored.task(x).argmax(dim=1) == y).sum().item()
+        assert evaluated["test"]["test/acc"] == pytest.approx(right / len(y), abs=1e-7)
+        assert evaluated["checkpoint"] == str(ckpt)  # eval used last.ckpt, not best.ckpt
 
 
 def test_predict_on_test_samples(tmp_path, iris_run) -> None:
@@ -167,3 +172,45 @@ def test_inference_on_a_gpu_that_is_not_there_is_a_config_error(monkeypatch) -> 
     cfg = compose(["ckpt_path=unused", "accelerator=gpu"], "eval")
     with pytest.raises(ConfigError, match=r"accelerator=gpu, but no CUDA GPU .* accelerator=auto"):
         inference.inference_trainer(cfg)
+
+
+class RunsACommand:
+    """Pickles as a call of os.system: what a malicious checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def booby_trapped(path: Path, payload: object) -> Path:
+    """A checkpoint shaped like litnets' own, with ``payload`` inside."""
+    config = {"data": {"_target_": "litnets.data.iris.IrisDataModule"}}
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": config}, "extra": payload}, path)
+    return path
+
+
+@pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, script) -> None:
+    marker = tmp_path / "the-payload-ran"
+    bad = booby_trapped(tmp_path / "evil.ckpt", RunsACommand(marker))
+    result = run_script(script, f"ckpt_path={bad}", log_dir=tmp_path / "logs")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"litnets: error: {bad} holds Python objects")
+    assert "posix.system" in line and "refused" in line
+    assert not marker.exists()  # the payload never ran
+    assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+
+
+def test_a_checkpoint_holding_an_unexpected_class_is_refused(tmp_path) -> None:
+    import argparse
+
+    odd = booby_trapped(tmp_path / "odd.ckpt", argparse.Namespace(anything=1))
+    result = run_script("eval.py", f"ckpt_path={odd}", log_dir=tmp_path / "logs")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"litnets: error: {odd} holds Python objects")
+    assert "argparse.Namespace" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,15 @@ def load(path: str | Path) -> dict[str, Any]:
     path = resolve(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+    except pickle.UnpicklingError as err:
+        # weights_only refused a global: unpickling it could run code (os.system, ...)
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        name = found.group(1) if found else "an object"
+        raise CheckpointError(
+            f"{path} holds Python objects beyond tensors and plain data ({name}): refused, "
+            "since loading them could run code; use a checkpoint litnets wrote"
+        ) from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
