@@ -142,7 +142,8 @@ def check(line: CommandLine) -> None:
                     if not choices:
                         raise
                     raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
-            _compose_first_job(line, configs)  # what only the values themselves can break
+            if any(isinstance(o.value(), dict | list) for o in keys if not o.is_sweep_override()):
+                _compose_first_job(line, configs)  # merging a dict or list can still fail
         if line.value("resume") and line.sweeps(configs):
             raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
         if line.args.multirun and line.runs:
