@@ -106,7 +106,7 @@ def test_values_of_every_kind_reach_the_run(tmp_path) -> None:
         "++task.loss_kwargs={label_smoothing:0.1}",
         "task.kind=null",
         "+trainer.gradient_clip_val=0.5",
-        "~callbacks.lr_monitor",
+        "~callbacks.hparams",
         *QUICK,
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
@@ -118,5 +118,5 @@ def test_values_of_every_kind_reach_the_run(tmp_path) -> None:
     assert cfg["task"]["loss_kwargs"] == {"label_smoothing": 0.1}
     assert cfg["model"]["hidden_sizes"] == [8, 8]
     assert cfg["trainer"]["gradient_clip_val"] == 0.5
-    assert "lr_monitor" not in cfg["callbacks"]
+    assert "hparams" not in cfg["callbacks"]
     assert read_metrics(run_dir)["status"] == "completed"

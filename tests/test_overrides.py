@@ -33,7 +33,7 @@ def checked(*argv: str, config: str = "train") -> CommandLine:
         ["model.hidden_sizes=[16,8]", "++task.loss_kwargs={label_smoothing:0.1}"],
         ["+task.loss_kwargs.label_smoothing=0.1"],
         ["task.kind=null", "optimized_metric=null", "~logger", "trainer.max_epochs=3"],
-        ["+trainer.gradient_clip_val=1.0", "++trainer.max_epochs=3", "~callbacks.lr_monitor"],
+        ["+trainer.gradient_clip_val=1.0", "++trainer.max_epochs=3", "~callbacks.hparams"],
         ["--cfg", "job", "experiment=mnist_mlp"],
         ["--info", "defaults", "experiment=sine_poly"],
         ["-c", "hydra", "--resolve"],

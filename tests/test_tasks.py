@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from litnets.data.base import Chunked, EpochIndexSampler, TensorBatches
 from litnets.errors import ConfigError
 from litnets.models.mlp import MLP
 from litnets.tasks import ClassificationTask, RegressionTask, SchedulerSpec
@@ -55,6 +56,8 @@ def test_scheduler_length_is_filled_from_the_trainer() -> None:
     class FakeTrainer:
         estimated_stepping_batches = 120
         max_epochs = 6
+        max_steps = -1
+        train_dataloader = None
 
     task = RegressionTask(MLP((1,), 1), partial(torch.optim.SGD, lr=0.1))
     task._trainer = FakeTrainer()
@@ -66,3 +69,12 @@ def test_scheduler_length_is_filled_from_the_trainer() -> None:
     assert task._schedule_length(cosine) == {"T_max": 6}
     step = SchedulerSpec(partial(torch.optim.lr_scheduler.StepLR, step_size=5))
     assert task._schedule_length(step) == {}
+
+    # Batches in chunks of 8 (task.steps_per_execution): Lightning counts 3 chunks an epoch,
+    # the schedule must still last 20 batches x 6 epochs.
+    sampler = EpochIndexSampler(20, shuffle=True)
+    FakeTrainer.train_dataloader = Chunked(TensorBatches([torch.zeros(20)], 1, sampler), 8)
+    FakeTrainer.estimated_stepping_batches = 18
+    assert task._schedule_length(onecycle) == {"total_steps": 120}
+    FakeTrainer.max_steps = 50
+    assert task._schedule_length(onecycle) == {"total_steps": 50}

@@ -1,30 +1,38 @@
-"""Side-by-side timing of one experiment: the tutorial's loop, the best plain loop, litnets.
+"""Side-by-side timing of one experiment: the tutorial's loop, the best plain loop, Lightning's
+floor and litnets at several ``task.steps_per_execution``.
 
-All three train the same model with the same optimizer, for the same number of epochs,
-in one process, and evaluate once per epoch:
+All train the same model with the same optimizer, for the same number of epochs, in one
+process, and evaluate once per epoch:
 
 * ``tutorial`` — torchvision dataset + ``DataLoader`` + per-sample ``ToTensor``/``Normalize``,
   as seeds 002 and 004 write it (image datasets only): all 60 000 training images, the
   test set evaluated after every epoch;
 * ``plain`` — the fastest hand-written loop doing litnets' work exactly: the same training
-  split (validation held out), in-memory tensors, shuffled index batches, the validation
-  split evaluated after every epoch, the test split once at the end;
-* ``litnets`` — ``litnets.training.train`` on the composed config, validation and test included.
+  split (validation held out), in-memory tensors, shuffled index batches, training loss and
+  accuracy summed on the device, the validation split evaluated after every epoch, the test
+  split once at the end;
+* ``lightning`` — the floor of Lightning's own loop: the smallest LightningModule (manual
+  optimization, no logging) over the same batches under ``Trainer(barebones=True)``;
+* ``litnets_k1`` … ``litnets_epoch`` — ``litnets.training.train`` on the composed config at
+  ``task.steps_per_execution`` 1, 8, 32 and ``epoch``; ``litnets`` — as shipped (``auto``).
 
-So ``plain`` and ``litnets`` run the same number of steps and evaluations per epoch, and
-their epoch-time ratio is the framework's cost alone.
+The rows are interleaved and the whole round repeated (``repeats``), since these machines
+are noisy; each row reports its fastest and its median epoch (first epochs of a round,
+warm-up, apart) and its median whole run.
 """
 
 from __future__ import annotations
 
 import copy
 import gzip
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +44,43 @@ from omegaconf import DictConfig, OmegaConf
 from litnets import build, training
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
-from litnets.tasks.base import epoch_time
+from litnets.quiet import quiet_lightning
 
 
 @dataclass
 class Timing:
+    """One row, over all repeats: every epoch's seconds and every whole run's."""
+
     name: str
-    first_epoch_s: float = 0.0
-    steady_epoch_s: float = 0.0
-    """Median epoch time after the first (warm-up) epoch."""
-    total_s: float = 0.0
+    first_epochs: list[float] = field(default_factory=list)
+    """Each round's first epoch (warm-up, compilation), apart from the steady ones."""
+    steady_epochs: list[float] = field(default_factory=list)
+    totals: list[float] = field(default_factory=list)
     samples_per_epoch: int = 0
     test_acc: float | None = None
 
-    def set_epochs(self, times: dict[str, float]) -> None:
-        """From ``epoch_time``'s summary: the same definition litnets runs report."""
-        self.first_epoch_s, self.steady_epoch_s = times["first"], times["steady"]
+    def add(self, epoch_seconds: list[float], total: float) -> None:
+        self.first_epochs.append(epoch_seconds[0])
+        self.steady_epochs.extend(epoch_seconds[1:] or epoch_seconds)
+        self.totals.append(total)
+
+    @property
+    def fastest_epoch_s(self) -> float:
+        return min(self.steady_epochs)
 
     def row(self) -> dict[str, Any]:
-        rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
-        return {**rounded, "samples_per_s": round(self.samples_per_epoch / self.steady_epoch_s)}
+        median = statistics.median
+        values = {
+            "fastest_epoch_s": self.fastest_epoch_s,
+            "median_epoch_s": median(self.steady_epochs),
+            "first_epoch_s": median(self.first_epochs),
+            "total_s": median(self.totals),
+            "samples_per_epoch": self.samples_per_epoch,
+            "samples_per_s": round(self.samples_per_epoch / self.fastest_epoch_s),
+            "test_acc": self.test_acc,
+            "repeats": len(self.totals),
+        }
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -70,18 +95,22 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _hand_written_loop(
-    name: str,
+    timing: Timing,
     cfg: DictConfig,
     epochs: int,
     train_batches: Callable[[], Batches],
     eval_batches: Callable[[], Batches],
     test_batches: Callable[[], Batches] | None,
-    num_samples: int,
     datamodule: MNISTDataModule,
     device: torch.device,
-) -> Timing:
-    """The loop every tutorial writes: step, then evaluate once per epoch (and test at the end)."""
-    timing = Timing(name, samples_per_epoch=num_samples)
+    *,
+    training_statistics: bool,
+) -> None:
+    """The loop every tutorial writes: step, then evaluate once per epoch (and test at the end).
+
+    ``training_statistics``: also sum the training loss and correct predictions on the
+    device and read them once an epoch, as litnets does for ``train/loss`` and ``train/acc``.
+    """
     L.seed_everything(cfg.seed, verbose=False)
     model = build.build_model(cfg, datamodule, "classification").to(device)
     optimizer = build.instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
@@ -101,22 +130,30 @@ def _hand_written_loop(
     for _ in range(epochs):
         epoch_start = time.perf_counter()
         model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         for x, y in train_batches():
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
+            output = model(x)
+            loss = F.cross_entropy(output, y)
+            if training_statistics:
+                loss_sum += loss.detach() * len(y)
+                correct += (output.detach().argmax(1) == y).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if training_statistics:  # one read an epoch, as litnets reads train/loss and train/acc
+            torch.stack(
+                [loss_sum / timing.samples_per_epoch, correct / timing.samples_per_epoch]
+            ).tolist()
         timing.test_acc = accuracy(eval_batches())  # .item() waits for the device
         seconds.append(time.perf_counter() - epoch_start)
     if test_batches is not None:
         timing.test_acc = accuracy(test_batches())
-    timing.total_s = time.perf_counter() - started
-    timing.set_epochs(epoch_time(seconds))
-    return timing
+    timing.add(seconds, time.perf_counter() - started)
 
 
-def tutorial_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
+def tutorial_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:
     """torchvision ``MNIST`` + ``DataLoader`` with per-sample transforms (seed 002)."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
@@ -147,17 +184,25 @@ def tutorial_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
         generator = torch.Generator().manual_seed(cfg.seed)
         train_loader = DataLoader(train_set, cfg.data.batch_size, shuffle=True, generator=generator)
         test_loader = DataLoader(test_set, cfg.data.eval_batch_size, shuffle=False)
-        return _hand_written_loop(
-            "tutorial", cfg, epochs, lambda: train_loader, lambda: test_loader, None,
-            len(train_set), datamodule, device,
+        timing.samples_per_epoch = len(train_set)
+        _hand_written_loop(
+            timing, cfg, epochs, lambda: train_loader, lambda: test_loader, None, datamodule,
+            device, training_statistics=False,
         )  # fmt: skip
 
 
-def plain_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
-    """In-memory tensors on the device, one shuffled index vector per epoch."""
+def _in_memory(cfg: DictConfig, device: torch.device) -> MNISTDataModule:
+    """litnets' own splits (the same training and validation samples), on ``device``."""
     datamodule = build.build_datamodule(cfg)
-    datamodule.setup("fit")  # litnets' own splits: the same training and validation samples
-    x_train, y_train = (t.to(device) for t in datamodule.splits["train"])
+    datamodule.setup("fit")
+    datamodule.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in datamodule.splits.items()}
+    return datamodule
+
+
+def plain_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:
+    """In-memory tensors on the device, one shuffled index vector per epoch."""
+    datamodule = _in_memory(cfg, device)
+    x_train, y_train = datamodule.splits["train"]
     batch, eval_batch = cfg.data.batch_size, cfg.data.eval_batch_size
 
     def train_batches():
@@ -167,29 +212,105 @@ def plain_loop(cfg: DictConfig, epochs: int, device: torch.device) -> Timing:
             yield x_train[index], y_train[index]
 
     def in_order(split: str):
-        x, y = (t.to(device) for t in datamodule.splits[split])
+        x, y = datamodule.splits[split]
         for start in range(0, len(x), eval_batch):
             yield x[start : start + eval_batch], y[start : start + eval_batch]
 
-    return _hand_written_loop(
-        "plain", cfg, epochs, train_batches, lambda: in_order("val"), lambda: in_order("test"),
-        len(x_train), datamodule, device,
+    timing.samples_per_epoch = len(x_train)
+    _hand_written_loop(
+        timing, cfg, epochs, train_batches, lambda: in_order("val"), lambda: in_order("test"),
+        datamodule, device, training_statistics=True,
     )  # fmt: skip
 
 
-def litnets_pipeline(cfg: DictConfig, epochs: int) -> Timing:
-    """The real ``train`` function; epoch times are the ones every run reports."""
-    cfg = copy.deepcopy(cfg)
-    OmegaConf.update(cfg, "trainer.max_epochs", epochs)
-    OmegaConf.update(cfg, "pictures", False)
-    timing = Timing("litnets")
+class _FloorModule(L.LightningModule):
+    """The least a LightningModule does: the step, validation accuracy, nothing logged."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model, self.optimizer_factory = model, optimizer
+        self.automatic_optimization = False
+        self.correct = self.seen = 0
+        self.epoch_seconds: list[float] = []
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.correct += (self.model(x).argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def on_train_epoch_start(self) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:  # validation has run: the epoch is complete
+        self.accuracy = float(self.correct / self.seen)
+        self.correct = self.seen = 0
+        self.epoch_seconds.append(time.perf_counter() - self._started)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+
+def lightning_floor(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:
+    """``Trainer(barebones=True)`` over the smallest module and litnets' own batches."""
+    datamodule = _in_memory(cfg, device)
+    L.seed_everything(cfg.seed, verbose=False)
+    model = build.build_model(cfg, datamodule, "classification")
+    module = _FloorModule(model, build.instantiate_node(cfg.optimizer, "optimizer"))
+    trainer = L.Trainer(
+        barebones=True, max_epochs=epochs, accelerator=device.type, devices=1,
+        num_sanity_val_steps=0,
+    )  # fmt: skip
     started = time.perf_counter()
-    summary = training.train(cfg)
-    timing.total_s = time.perf_counter() - started
-    timing.set_epochs(summary["epoch_time_s"])
+    with quiet_lightning():
+        trainer.fit(module, datamodule=datamodule)
+    timing.samples_per_epoch = datamodule.num_samples("train")
+    timing.test_acc = module.accuracy  # validation accuracy: this row has no test pass
+    timing.add(module.epoch_seconds, time.perf_counter() - started)
+
+
+class _EpochSeconds(L.Callback):
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds = list(pl_module.epoch_seconds)
+
+
+def litnets_pipeline(
+    timing: Timing, cfg: DictConfig, epochs: int, device: torch.device, *,
+    steps_per_execution: int | str,
+) -> None:  # fmt: skip
+    """The real ``train`` function, each round in its own run dir under the benchmark's."""
+    cfg = copy.deepcopy(cfg)
+    output_dir = Path(cfg.paths.output_dir) / "runs" / f"{timing.name}-{len(timing.totals)}"
+    for key, value in {
+        "trainer.max_epochs": epochs,
+        "pictures": False,
+        "task.steps_per_execution": steps_per_execution,
+        "paths.output_dir": str(output_dir),
+    }.items():
+        OmegaConf.update(cfg, key, value)
+    seconds = _EpochSeconds()
+    started = time.perf_counter()
+    summary = training.train(cfg, extra_callbacks=[seconds])
+    timing.add(seconds.seconds, time.perf_counter() - started)
     timing.samples_per_epoch = summary["train_samples"]
     timing.test_acc = summary.get("test", {}).get("test/acc")
-    return timing
+
+
+LITNETS_ROWS = {"litnets_k1": 1, "litnets_k8": 8, "litnets_k32": 32, "litnets_epoch": "epoch"}
+LITNETS_ROWS["litnets"] = "auto"
+COMPETITORS: dict[str, Callable[[Timing, DictConfig, int, torch.device], None]] = {
+    "tutorial": tutorial_loop,
+    "plain": plain_loop,
+    "lightning": lightning_floor,
+    **{name: partial(litnets_pipeline, steps_per_execution=k) for name, k in LITNETS_ROWS.items()},
+}
 
 
 def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
@@ -214,29 +335,32 @@ def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
 
 
 def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
-    """Run the competitors; ``overrides`` (the command line) also drive the start-up run."""
+    """Run the competitors, interleaved, ``repeats`` rounds; ``overrides`` (the command line)
+    also drive the start-up run."""
     device = _device(cfg)
-    epochs = int(cfg.epochs)
-    timings: dict[str, Timing] = {}
-    for name in cfg.competitors:
-        print(f"litnets benchmark: {name} ({epochs} epochs on {device.type})", flush=True)
-        if name == "tutorial":
-            timings[name] = tutorial_loop(cfg, epochs, device)
-        elif name == "plain":
-            timings[name] = plain_loop(cfg, epochs, device)
-        elif name == "litnets":
-            timings[name] = litnets_pipeline(cfg, epochs)
-        else:
-            raise ConfigError(f"unknown competitor {name!r}: use tutorial, plain, litnets")
+    epochs, repeats = int(cfg.epochs), int(cfg.repeats)
+    unknown = [name for name in cfg.competitors if name not in COMPETITORS]
+    if unknown:
+        raise ConfigError(
+            f"unknown competitor(s) {', '.join(map(str, unknown))}: choose from "
+            f"{', '.join(COMPETITORS)}"
+        )
+    timings = {name: Timing(name) for name in cfg.competitors}
+    for round_ in range(1, repeats + 1):
+        for name, timing in timings.items():
+            print(f"litnets benchmark: round {round_}/{repeats}: {name} ({epochs} epochs on "
+                  f"{device.type})", flush=True)  # fmt: skip
+            COMPETITORS[name](timing, cfg, epochs, device)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else _cpu_name(),
         "epochs": epochs,
+        "repeats": repeats,
         "runs": {name: timing.row() for name, timing in timings.items()},
     }
     if cfg.measure_startup:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        own = {"epochs", "competitors", "measure_startup"}  # the benchmark's keys, not train's
+        own = {"epochs", "repeats", "competitors", "measure_startup"}  # not train's keys
         parsed = OverridesParser.create().parse_overrides(overrides)
         train_overrides = [o.input_line for o in parsed if o.key_or_group not in own]
         bare, ours = startup_seconds(train_overrides, str(Path(cfg.paths.output_dir) / "startup"))
@@ -245,17 +369,23 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
             "litnets_to_first_step_s": round(ours, 3),
             "ratio": round(ours / bare, 3),
         }
-    if "litnets" in timings:
-        ours = timings["litnets"]
-        for other in ("tutorial", "plain"):
-            if other in timings:
-                report[f"epoch_ratio_litnets_over_{other}"] = round(
-                    ours.steady_epoch_s / timings[other].steady_epoch_s, 3
-                )
-                report[f"total_ratio_litnets_over_{other}"] = round(
-                    ours.total_s / timings[other].total_s, 3
-                )
+    report["ratios"] = ratios(timings)
     return report
+
+
+def ratios(timings: dict[str, Timing]) -> dict[str, float]:
+    """Each litnets row against ``plain`` (fastest epochs) and ``tutorial`` (median runs)."""
+    found = {}
+    for name, ours in timings.items():
+        if not name.startswith("litnets"):
+            continue
+        if "plain" in timings:
+            plain = timings["plain"].fastest_epoch_s
+            found[f"{name}_over_plain_epoch"] = round(ours.fastest_epoch_s / plain, 3)
+        if "tutorial" in timings:
+            tutorial = statistics.median(timings["tutorial"].totals)
+            found[f"{name}_over_tutorial_run"] = round(statistics.median(ours.totals) / tutorial, 3)
+    return found
 
 
 def _cpu_name() -> str:
@@ -270,17 +400,16 @@ def _cpu_name() -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [
-        f"device: {report['device']}, {report['epochs']} epochs",
-        f"{'':10}{'epoch (s)':>11}{'total (s)':>11}{'samples/s':>11}{'test acc':>10}",
+        f"device: {report['device']}, {report['epochs']} epochs x {report['repeats']} rounds",
+        f"{'':15}{'fastest':>9}{'median':>9}{'run (s)':>9}{'samples/s':>11}{'acc':>8}",
     ]
     for name, row in report["runs"].items():
         acc = f"{row['test_acc']:.4f}" if row["test_acc"] is not None else "-"
         lines.append(
-            f"{name:10}{row['steady_epoch_s']:>11.2f}{row['total_s']:>11.2f}{row['samples_per_s']:>11}{acc:>10}"
+            f"{name:15}{row['fastest_epoch_s']:>9.3f}{row['median_epoch_s']:>9.3f}"
+            f"{row['total_s']:>9.2f}{row['samples_per_s']:>11}{acc:>8}"
         )
-    for key, value in report.items():
-        if key.startswith(("epoch_ratio", "total_ratio")):
-            lines.append(f"{key}: {value}")
+    lines += [f"{key}: {value}" for key, value in report["ratios"].items()]
     if "startup" in report:
         s = report["startup"]
         lines.append(

@@ -118,6 +118,7 @@ def build_task(
         loss_kwargs=plain(cfg.task.loss_kwargs),
         check_finite_every_n_steps=cfg.task.check_finite_every_n_steps,
         lean_step=cfg.task.get("lean_step", True),
+        steps_per_execution=cfg.task.get("steps_per_execution", "auto"),
         config=plain(cfg),
         **extra,
     )
@@ -166,10 +167,33 @@ def build_callbacks(cfg: DictConfig, task: Task, *, has_logger: bool) -> list[L.
 def build_loggers(cfg: DictConfig) -> list[Any]:
     nodes = cfg.get("logger") or {}
     return [
-        instantiate_node(node, f"logger.{name}")
+        instantiate_node(_keep_earlier_csv(node), f"logger.{name}")
         for name, node in nodes.items()
         if node and "_target_" in node
     ]
+
+
+def _keep_earlier_csv(node: Any) -> Any:
+    """A CSV logger whose ``metrics.csv`` exists already (a resumed run) writes beside it.
+
+    Lightning's CSV logger deletes an existing ``metrics.csv`` in its directory; the
+    continuation goes to ``<version>/resumed-<n>/`` instead, and nothing is lost.
+    """
+    spec = plain(node)
+    try:
+        is_csv = issubclass(get_class(spec["_target_"]), CSVLogger)
+    except Exception:  # instantiate_node reports a bad _target_
+        return node
+    if not is_csv or spec.get("version") is None:
+        return node
+    folder = Path(spec.get("save_dir", ".")) / str(spec.get("name", "lightning_logs"))
+    folder = folder / str(spec["version"])
+    n = 1
+    while (folder / ("." if n == 1 else f"resumed-{n - 1}") / "metrics.csv").is_file():
+        n += 1
+    if n > 1:
+        spec["version"] = str(Path(str(spec["version"])) / f"resumed-{n - 1}")
+    return spec
 
 
 def logged_to(loggers: Sequence[Any]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Lightning's TQDM progress bar, showing the training loss without an extra device sync."""
+"""Lightning's TQDM progress bar, showing the training loss without an extra device sync,
+and counting batches when they come several to a Lightning call."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from litnets.data.base import Chunk, Chunked
+
 
 class ProgressBar(TQDMProgressBar):
     """Adds ``loss``: the task's step loss as last read at the logging interval.
@@ -14,7 +17,25 @@ class ProgressBar(TQDMProgressBar):
     The task already reads the loss off the device at that interval (for the step log and
     the divergence guard) and keeps the Python float; ``self.log(..., prog_bar=True)``
     would instead hand the bar a device tensor to read at every refresh.
+
+    With ``task.steps_per_execution`` above 1, Lightning's loop sees chunks of batches; the
+    bar still counts batches (and so refreshes once a chunk at most).
     """
+
+    handles_chunks = True
+
+    @property
+    def total_train_batches(self) -> int | float:
+        loader = self.trainer.train_dataloader
+        return loader.num_batches if isinstance(loader, Chunked) else super().total_train_batches
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        if isinstance(batch, Chunk):  # the bar's position is the last batch of the chunk
+            batch_idx = batch.first_index + len(batch) - 1
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

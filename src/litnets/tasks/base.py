@@ -22,8 +22,11 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 
+from litnets.data.base import Chunk, InMemoryDataModule
 from litnets.errors import ConfigError, DivergenceError
 from litnets.models.base import Architecture
+from litnets.tasks import execution
+from litnets.tasks.execution import StepsPerExecution
 from litnets.tasks.metrics import LossAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -65,6 +68,7 @@ class Task(L.LightningModule):
         loss_kwargs: dict[str, Any] | None = None,
         check_finite_every_n_steps: int = 50,
         lean_step: bool = True,
+        steps_per_execution: StepsPerExecution = "auto",
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -82,6 +86,7 @@ class Task(L.LightningModule):
         self.loss_fn = partial(self.losses[loss], **(loss_kwargs or {}))
         self.check_finite_every_n_steps = check_finite_every_n_steps
         self.lean_step = lean_step
+        self.steps_per_execution = execution.check_requested(steps_per_execution)
         # Registered as attributes (``train_stats``, ``val_metrics``, ...) so they follow the
         # module across devices; ``train`` itself is taken by ``nn.Module.train``.
         for split in SPLITS:
@@ -123,6 +128,9 @@ class Task(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.automatic_optimization = not self._steps_lean()
+            chunk = execution.plan(self.steps_per_execution, self.trainer, self)
+            if isinstance(self.trainer.datamodule, InMemoryDataModule):
+                self.trainer.datamodule.steps_per_chunk = chunk
 
     def _steps_lean(self) -> bool:
         """Whether to take the optimizer step here instead of in Lightning's automatic loop.
@@ -144,7 +152,18 @@ class Task(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, Tensor] | Chunk, batch_idx: int) -> Tensor:
+        if not isinstance(batch, Chunk):
+            return self._train_step(batch, batch_idx)
+        # K batches in one Lightning call (task.steps_per_execution), each an ordinary step.
+        max_steps = self.trainer.max_steps
+        for offset, one in enumerate(batch):
+            loss = self._train_step(one, batch.first_index + offset)
+            if 0 <= max_steps <= self.global_step:  # max_steps is exact mid-chunk too
+                break
+        return loss
+
+    def _train_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
         output = self(x)
         loss = self.loss_fn(output, self.prepare_target(output, target))
@@ -197,9 +216,21 @@ class Task(L.LightningModule):
         if not math.isfinite(value):
             self._diverged(value, step)
         self.last_step_loss = value
-        if log_now:
+        if log_now and self.loggers:
+            metrics = {"train/loss_step": value, **self._learning_rates()}
             for logger in self.loggers:
-                logger.log_metrics({"train/loss_step": value}, step=step)
+                logger.log_metrics(metrics, step=step)
+
+    def _learning_rates(self) -> dict[str, float]:
+        """``lr-<Optimizer>`` (``/pg<i>`` per extra group), as Lightning's LearningRateMonitor
+        names them; logged here because that callback's per-batch hook rules out chunks."""
+        values = {}
+        for optimizer in self.trainer.optimizers:
+            name = f"lr-{type(optimizer).__name__}"
+            groups = optimizer.param_groups
+            for i, group in enumerate(groups):
+                values[name if len(groups) == 1 else f"{name}/pg{i + 1}"] = float(group["lr"])
+        return values
 
     def _diverged(self, value: float, step: int) -> None:
         lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
@@ -216,8 +247,18 @@ class Task(L.LightningModule):
             for name, metric in self.metrics(split).items():
                 values[f"{split}/{name}"] = metric.compute()
                 metric.reset()
-        self.log_dict(values, sync_dist=False)
+        self.log_dict({**values, **self._log_position(split)}, sync_dist=False)
         return values
+
+    def _log_position(self, split: str) -> dict[str, float]:
+        """The x-axis of epoch metrics, in optimizer steps (Lightning's documented ``step`` key).
+
+        Lightning would place them by the batches its loop has seen, which with chunks
+        (``task.steps_per_execution``) counts chunks. These are the values Lightning gives
+        with one batch per call: fit-time metrics at the epoch's last step, counted from 0.
+        """
+        step = self.global_step if split == "test" else self.global_step - 1
+        return {"step": float(step), "epoch": float(self.current_epoch)}
 
     def on_train_start(self) -> None:
         self.train_started_at = time.perf_counter()
@@ -247,6 +288,9 @@ class Task(L.LightningModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, idx: int) -> Any:
         """In-memory batches already live on the training device: skip the generic walk."""
+        if isinstance(batch, Chunk):
+            moved = [self.transfer_batch_to_device(one, device, idx) for one in batch]
+            return Chunk(moved, batch.first_index)
         if isinstance(batch, tuple) and all(
             isinstance(t, Tensor) and t.device == device for t in batch
         ):
@@ -312,8 +356,8 @@ class Task(L.LightningModule):
         target = factory.func if isinstance(factory, partial) else factory
         params = inspect.signature(target).parameters
         if "total_steps" in params and given.get("total_steps") is None and not given.get("epochs"):
-            return {"total_steps": int(self.trainer.estimated_stepping_batches)}
+            return {"total_steps": int(execution.optimizer_steps(self.trainer))}
         if "T_max" in params and given.get("T_max") is None:
-            steps = self.trainer.estimated_stepping_batches
+            steps = execution.optimizer_steps(self.trainer)
             return {"T_max": int(steps if spec.interval == "step" else self.trainer.max_epochs)}
         return {}

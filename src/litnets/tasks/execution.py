@@ -1,0 +1,123 @@
+"""How many optimizer steps one Lightning ``training_step`` takes: ``task.steps_per_execution``.
+
+Lightning spends ≈ 0.3-0.5 ms of CPU time per batch on its loop (hook dispatch, progress
+tracking, the fetcher). For the tutorials' small models that is a third of a CPU step and
+nearly all of a GPU step. Keras' answer is ``steps_per_execution``; here the in-memory batch
+iterator hands Lightning chunks of K batches (``litnets.data.base.Chunked``) and the task
+runs them as K ordinary steps, each through ``manual_backward`` and the wrapped optimizer's
+``step`` (so DDP gradient sync, precision plugins and the global step are as before).
+
+Anything that must see each batch from Lightning's side rules chunks out: ``auto`` then
+falls back to one step per call and says why in one line; an explicit K is an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Literal
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+from litnets.errors import ConfigError
+
+if TYPE_CHECKING:
+    from litnets.tasks.base import Task
+
+StepsPerExecution = int | Literal["auto", "epoch"]
+AUTO_STEPS = 32
+"""``auto``'s K: Lightning's per-call cost shrinks 32-fold, the progress bar still moves."""
+BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
+
+
+def check_requested(value: Any) -> StepsPerExecution:
+    """``task.steps_per_execution`` as given: a positive integer, ``auto`` or ``epoch``."""
+    if value in ("auto", "epoch") or (isinstance(value, int) and not isinstance(value, bool)
+                                       and value >= 1):  # fmt: skip
+        return value
+    raise ConfigError(
+        f"task.steps_per_execution must be a positive integer, auto or epoch, got {value!r}"
+    )
+
+
+def acts_on_every_batch(callback: L.Callback) -> bool:
+    """Whether ``callback`` needs Lightning to call it after each optimizer step."""
+    if getattr(callback, "handles_chunks", False):  # litnets' own, chunk-aware callbacks
+        return False
+    if isinstance(callback, ModelCheckpoint):
+        # Private attributes (Lightning 2.x, pinned by tests/test_execution.py): a checkpoint
+        # saved every N steps or every T seconds is taken in on_train_batch_end.
+        return bool(callback._every_n_train_steps) or callback._train_time_interval is not None
+    return any(is_overridden(hook, callback, L.Callback) for hook in BATCH_HOOKS)
+
+
+def per_batch_need(trainer: L.Trainer, task: Task) -> str | None:
+    """What in this run needs one optimizer step per Lightning call, if anything."""
+    from litnets.data.base import InMemoryDataModule
+
+    limit = trainer.limit_train_batches
+    datamodule = trainer.datamodule
+    checks = [
+        (not task.lean_step, "task.lean_step=false"),
+        (bool(trainer.gradient_clip_val), "gradient clipping (trainer.gradient_clip_val)"),
+        (trainer.accumulate_grad_batches != 1, "trainer.accumulate_grad_batches"),
+        (
+            not (isinstance(trainer.val_check_interval, float) and trainer.val_check_interval == 1),
+            "validation within an epoch (trainer.val_check_interval)",
+        ),
+        (not (isinstance(limit, float) and limit == 1), "trainer.limit_train_batches"),
+        (bool(trainer.overfit_batches), "trainer.overfit_batches"),
+        (
+            not isinstance(datamodule, InMemoryDataModule),
+            "a datamodule that is not litnets' InMemoryDataModule",
+        ),
+        (
+            isinstance(datamodule, InMemoryDataModule) and not datamodule.can_chunk,
+            "data.loader=torch (batches streamed by a DataLoader)",
+        ),
+    ]
+    for needed, reason in checks:
+        if needed:
+            return reason
+    for callback in trainer.callbacks:
+        if acts_on_every_batch(callback):
+            return f"the callback {type(callback).__name__} (it acts on every batch)"
+    return None
+
+
+def plan(requested: StepsPerExecution, trainer: L.Trainer, task: Task) -> int | None:
+    """Batches per Lightning call for this fit (``None``: a whole epoch), checked."""
+    if requested == 1:
+        return 1
+    need = per_batch_need(trainer, task)
+    if need is None:
+        return {"auto": AUTO_STEPS, "epoch": None}.get(requested, requested)  # type: ignore[arg-type]
+    if requested != "auto":
+        raise ConfigError(
+            f"task.steps_per_execution={requested} cannot be honoured because of {need}, "
+            "which needs one optimizer step per Lightning call: use auto or 1"
+        )
+    if trainer.is_global_zero:
+        print(
+            f"litnets: task.steps_per_execution=auto: one optimizer step per Lightning call, "
+            f"because of {need}",
+            file=sys.stderr,
+        )
+    return 1
+
+
+def optimizer_steps(trainer: L.Trainer) -> int | float:
+    """Lightning's ``estimated_stepping_batches``, counted in batches when they come in chunks.
+
+    Lightning counts what its loop iterates; with chunks that is chunks, and a one-cycle
+    schedule sized by it would end ``K`` times too early.
+    """
+    from litnets.data.base import Chunked
+
+    estimate = trainer.estimated_stepping_batches  # also loads the training batches
+    loader = trainer.train_dataloader
+    if not isinstance(loader, Chunked) or trainer.max_epochs == -1:
+        return estimate
+    steps = loader.num_batches * max(trainer.max_epochs or 1, 1)
+    return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps
