@@ -74,6 +74,58 @@ def test_torchrun_ranks_share_one_run_dir(tmp_path) -> None:
     assert result.stdout.count("litnets: completed") == 1
 
 
+def test_two_torchrun_nodes_on_one_machine_make_one_run(tmp_path) -> None:
+    """``--nnodes=2``, one launch per node (here both on 127.0.0.1): one run, disjoint shards."""
+    seen = tmp_path / "seen"
+    env = {
+        **os.environ,
+        "LITNETS_LOG_DIR": str(tmp_path / "logs"),
+        "PYTHONPATH": str(REPO / "tests"),
+    }
+    launches = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={node}",
+                "--master_addr=127.0.0.1",
+                "--master_port=29531",
+                "--rdzv_id=two-nodes",
+                str(SCRIPTS / "train.py"),
+                *DDP_IRIS,
+                "trainer.devices=1",
+                "trainer.num_nodes=2",
+                "trainer.max_epochs=20",
+                "pictures=false",
+                "+callbacks.probe._target_=ddp_probe.RecordSeenSamples",
+                f"+callbacks.probe.folder={seen}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )  # fmt: skip
+        for node in (0, 1)
+    ]
+    outputs = [launch.communicate(timeout=600) for launch in launches]
+    for launch, (stdout, stderr) in zip(launches, outputs, strict=True):
+        assert launch.returncode == 0, stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path / "logs")  # metrics.json written once, in one dir
+    assert run_dir.name == "torchrun-two-nodes"
+    assert read_metrics(run_dir)["status"] == "completed"
+    assert sum(stdout.count("litnets: completed") for stdout, _ in outputs) == 1
+    records = [json.loads((seen / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in records] == [2, 2]
+    per_rank = [Counter(tuple(row) for row in r["seen"]) for r in records]
+    assert per_rank[0] + per_rank[1] == Counter(tuple(row) for row in records[0]["train"])
+    finals = [json.loads((seen / f"final{r}.json").read_text()) for r in (0, 1)]
+    assert finals[0]["weights"] == finals[1]["weights"]
+
+
 def test_ddp_inside_a_local_sweep_is_refused(tmp_path) -> None:
     result = run_script("train.py", "-m", *DDP_IRIS, "seed=1,2", log_dir=tmp_path)
     assert result.returncode == 1
