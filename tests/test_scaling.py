@@ -82,37 +82,21 @@ def test_two_torchrun_nodes_on_one_machine_make_one_run(tmp_path) -> None:
         "LITNETS_LOG_DIR": str(tmp_path / "logs"),
         "PYTHONPATH": str(REPO / "tests"),
     }
-    launches = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes=2",
-                "--nproc_per_node=1",
-                f"--node_rank={node}",
-                "--master_addr=127.0.0.1",
-                "--master_port=29531",
-                "--rdzv_id=two-nodes",
-                str(SCRIPTS / "train.py"),
-                *DDP_IRIS,
-                "trainer.devices=1",
-                "trainer.num_nodes=2",
-                "trainer.max_epochs=20",
-                "pictures=false",
-                "+callbacks.probe._target_=ddp_probe.RecordSeenSamples",
-                f"+callbacks.probe.folder={seen}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )  # fmt: skip
-        for node in (0, 1)
-    ]
+
+    def node(rank: int) -> list[str]:
+        return [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+            f"--node_rank={rank}", "--master_addr=127.0.0.1", "--master_port=29531",
+            "--rdzv_id=two-nodes", str(SCRIPTS / "train.py"), *DDP_IRIS, "trainer.devices=1",
+            "trainer.num_nodes=2", "trainer.max_epochs=20", "pictures=false",
+            "+callbacks.probe._target_=ddp_probe.RecordSeenSamples",
+            f"+callbacks.probe.folder={seen}",
+        ]  # fmt: skip
+
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    launches = [subprocess.Popen(node(r), env=env, cwd=tmp_path, **pipes) for r in (0, 1)]
     outputs = [launch.communicate(timeout=600) for launch in launches]
-    for launch, (stdout, stderr) in zip(launches, outputs, strict=True):
+    for launch, (_, stderr) in zip(launches, outputs, strict=True):
         assert launch.returncode == 0, stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path / "logs")  # metrics.json written once, in one dir
     assert run_dir.name == "torchrun-two-nodes"
