@@ -69,9 +69,11 @@ def test_submitit_sweep_runs_each_job_on_the_cluster(slurm, tmp_path) -> None:
     lrs = set()
     for run in runs:
         assert read_metrics(run)["status"] == "completed"
-        assert list(run.glob(".submitit/*/*_log.out")) or list(run.parent.glob(".submitit/*"))
         lrs.add((run / ".hydra" / "overrides.yaml").read_text().count("optimizer.lr=0.005"))
     assert lrs == {0, 1}  # one job per swept value
+    # Each job ran as a task of one SLURM job array: submitit kept a log of each.
+    logs = sorted(log.parent.name for log in runs[0].parent.glob(".submitit/*/*_log.out"))
+    assert len(logs) == 2 and logs[0].endswith("_0") and logs[1].endswith("_1"), logs
 
 
 def test_two_task_srun_ddp_shares_one_run_dir(slurm, tmp_path) -> None:

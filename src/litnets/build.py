@@ -186,14 +186,14 @@ def _keep_earlier_csv(node: Any) -> Any:
         return node
     if not is_csv or spec.get("version") is None:
         return node
-    folder = Path(spec.get("save_dir", ".")) / str(spec.get("name", "lightning_logs"))
-    folder = folder / str(spec["version"])
+    version = Path(str(spec["version"]))
+    folder = Path(spec.get("save_dir", ".")) / str(spec.get("name", "lightning_logs")) / version
+    if not (folder / "metrics.csv").is_file():
+        return node
     n = 1
-    while (folder / ("." if n == 1 else f"resumed-{n - 1}") / "metrics.csv").is_file():
+    while (folder / f"resumed-{n}" / "metrics.csv").is_file():
         n += 1
-    if n > 1:
-        spec["version"] = str(Path(str(spec["version"])) / f"resumed-{n - 1}")
-    return spec
+    return {**spec, "version": str(version / f"resumed-{n}")}
 
 
 def logged_to(loggers: Sequence[Any]) -> dict[str, str]:

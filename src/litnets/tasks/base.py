@@ -142,12 +142,7 @@ class Task(L.LightningModule):
         hooks and the global step all behave as before. Gradient clipping and accumulation
         are what automatic optimization adds on top: runs that set them keep it.
         """
-        trainer = self.trainer
-        return (
-            self.lean_step
-            and not trainer.gradient_clip_val
-            and trainer.accumulate_grad_batches == 1
-        )
+        return execution.automatic_optimization_need(self.trainer, self) is None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

@@ -52,16 +52,25 @@ def acts_on_every_batch(callback: L.Callback) -> bool:
     return any(is_overridden(hook, callback, L.Callback) for hook in BATCH_HOOKS)
 
 
-def per_batch_need(trainer: L.Trainer, task: Task) -> str | None:
-    """What in this run needs one optimizer step per Lightning call, if anything."""
-    from litnets.data.base import InMemoryDataModule
-
-    limit = trainer.limit_train_batches
-    datamodule = trainer.datamodule
+def automatic_optimization_need(trainer: L.Trainer, task: Task) -> str | None:
+    """What keeps this run on Lightning's automatic optimization (``Task._steps_lean``)."""
     checks = [
         (not task.lean_step, "task.lean_step=false"),
         (bool(trainer.gradient_clip_val), "gradient clipping (trainer.gradient_clip_val)"),
         (trainer.accumulate_grad_batches != 1, "trainer.accumulate_grad_batches"),
+    ]
+    return next((reason for needed, reason in checks if needed), None)
+
+
+def per_batch_need(trainer: L.Trainer, task: Task) -> str | None:
+    """What in this run needs one optimizer step per Lightning call, if anything."""
+    from litnets.data.base import InMemoryDataModule
+
+    if need := automatic_optimization_need(trainer, task):
+        return need
+    limit = trainer.limit_train_batches
+    datamodule = trainer.datamodule
+    checks = [
         (
             not (isinstance(trainer.val_check_interval, float) and trainer.val_check_interval == 1),
             "validation within an epoch (trainer.val_check_interval)",
@@ -77,9 +86,8 @@ def per_batch_need(trainer: L.Trainer, task: Task) -> str | None:
             "data.loader=torch (batches streamed by a DataLoader)",
         ),
     ]
-    for needed, reason in checks:
-        if needed:
-            return reason
+    if need := next((reason for needed, reason in checks if needed), None):
+        return need
     for callback in trainer.callbacks:
         if acts_on_every_batch(callback):
             return f"the callback {type(callback).__name__} (it acts on every batch)"
