@@ -275,6 +275,49 @@ def test_what_needs_every_batch_falls_back_or_refuses(tmp_path, tiny_data_dir, c
         training.train(cfg, extra_callbacks=extra)
 
 
+class StepHooks(L.Callback):
+    """Counts the per-step hooks and what ``trainer.callbacks`` holds around the steps."""
+
+    def __init__(self) -> None:
+        self.calls = {hook: 0 for hook in execution.STEP_HOOKS}
+        self.listed_at_epoch_end: list[list[str]] = []
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls["on_before_optimizer_step"] += 1
+        # Lightning's own gradients are here, as without the narrowed list.
+        assert all(p.grad is not None for p in pl_module.parameters() if p.requires_grad)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.listed_at_epoch_end.append([type(c).__name__ for c in trainer.callbacks])
+
+
+@pytest.mark.parametrize("steps", ["1", "4"])
+def test_step_hooks_reach_the_callbacks_that_have_them(tmp_path, tiny_data_dir, steps) -> None:
+    """Within a step only callbacks overriding a step hook are listed; every hook still runs."""
+    hooks, seen = StepHooks(), Seen()
+    overrides = tiny_mnist(
+        tiny_data_dir, "trainer.max_epochs=2", f"task.steps_per_execution={steps}"
+    )
+    cfg = compose(overrides, output_dir=str(tmp_path / "run"))
+    training.train(cfg, extra_callbacks=[seen, hooks])
+    assert seen.global_step == 22  # 2 epochs of 11 batches
+    assert hooks.calls == dict.fromkeys(execution.STEP_HOOKS, 22)
+    assert execution.step_hook_callbacks(_trainer_with(seen, hooks)) == [hooks]
+    for listed in hooks.listed_at_epoch_end:  # the whole list outside the steps
+        assert {"Seen", "StepHooks", "ModelCheckpoint", "LastCheckpoint"} <= set(listed)
+
+
+def _trainer_with(*callbacks: L.Callback) -> L.Trainer:
+    return L.Trainer(callbacks=list(callbacks), logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+
+
 def test_checkpoint_triggers_are_read_from_lightning() -> None:
     """``acts_on_every_batch`` reads two private ModelCheckpoint attributes: pin them."""
     from datetime import timedelta

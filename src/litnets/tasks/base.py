@@ -100,6 +100,7 @@ class Task(L.LightningModule):
         self.epoch_seconds: list[float] = []
         self._epoch_started_at = 0.0
         self.last_step_loss: float | None = None
+        self._step_hook_callbacks: list[L.Callback] = []
 
     # ---- what subclasses choose ----------------------------------------------------------
     def make_stats(self) -> LossAccuracy:
@@ -148,15 +149,18 @@ class Task(L.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: tuple[Tensor, Tensor] | Chunk, batch_idx: int) -> Tensor:
-        if not isinstance(batch, Chunk):
+        if self.automatic_optimization:  # Lightning's closure calls the step hooks itself
             return self._train_step(batch, batch_idx)
-        # K batches in one Lightning call (task.steps_per_execution), each an ordinary step.
-        max_steps = self.trainer.max_steps
-        for offset, one in enumerate(batch):
-            loss = self._train_step(one, batch.first_index + offset)
-            if 0 <= max_steps <= self.global_step:  # max_steps is exact mid-chunk too
-                break
-        return loss
+        with execution.step_hooks_only_for(self.trainer, self._step_hook_callbacks):
+            if not isinstance(batch, Chunk):
+                return self._train_step(batch, batch_idx)
+            # K batches in one Lightning call (task.steps_per_execution), each an ordinary step.
+            max_steps = self.trainer.max_steps
+            for offset, one in enumerate(batch):
+                loss = self._train_step(one, batch.first_index + offset)
+                if 0 <= max_steps <= self.global_step:  # max_steps is exact mid-chunk too
+                    break
+            return loss
 
     def _train_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
@@ -257,6 +261,7 @@ class Task(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.train_started_at = time.perf_counter()
+        self._step_hook_callbacks = execution.step_hook_callbacks(self.trainer)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started_at = time.perf_counter()

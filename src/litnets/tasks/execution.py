@@ -14,6 +14,8 @@ falls back to one step per call and says why in one line; an explicit K is an er
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
@@ -29,6 +31,8 @@ StepsPerExecution = int | Literal["auto", "epoch"]
 AUTO_STEPS = 32
 """``auto``'s K: Lightning's per-call cost shrinks 32-fold, the progress bar still moves."""
 BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+"""The callback hooks ``manual_backward`` and the wrapped optimizer's ``step`` dispatch."""
 
 
 def check_requested(value: Any) -> StepsPerExecution:
@@ -50,6 +54,36 @@ def acts_on_every_batch(callback: L.Callback) -> bool:
         # saved every N steps or every T seconds is taken in on_train_batch_end.
         return bool(callback._every_n_train_steps) or callback._train_time_interval is not None
     return any(is_overridden(hook, callback, L.Callback) for hook in BATCH_HOOKS)
+
+
+def step_hook_callbacks(trainer: L.Trainer) -> list[L.Callback]:
+    """The callbacks that override one of ``STEP_HOOKS``, in the trainer's order."""
+    return [
+        callback
+        for callback in trainer.callbacks
+        if any(is_overridden(hook, callback, L.Callback) for hook in STEP_HOOKS)
+    ]
+
+
+@contextmanager
+def step_hooks_only_for(trainer: L.Trainer, callbacks: list[L.Callback]) -> Iterator[None]:
+    """Within the block, Lightning dispatches callback hooks only to ``callbacks``.
+
+    ``manual_backward`` and the optimizer's ``step`` call each of ``STEP_HOOKS`` on every
+    callback, each call wrapped in a profiler context with the callback's state-key string:
+    with the default seven callbacks, none of which overrides them, that is ≈ 0.12 ms a step,
+    7 % of a CPU MNIST epoch, spent calling ``Callback``'s empty methods. Narrowing
+    ``trainer.callbacks`` to ``step_hook_callbacks`` for the training step (and restoring it
+    after) keeps every hook that does something, in the same order, at the same moment.
+    Nothing inside a step reads the whole list: litnets' signal handlers only set a flag
+    that is acted on between Lightning calls, where checkpoints are saved.
+    """
+    every = trainer.callbacks
+    trainer.callbacks = callbacks
+    try:
+        yield
+    finally:
+        trainer.callbacks = every
 
 
 def automatic_optimization_need(trainer: L.Trainer, task: Task) -> str | None:
