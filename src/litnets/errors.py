@@ -19,3 +19,8 @@ class CheckpointError(LitnetsError):
 
 class DivergenceError(LitnetsError):
     """Training produced a NaN or infinite loss."""
+
+
+class Preempted(Exception):
+    """Raised between two steps on SIGUSR1 once ``last.ckpt`` holds that exact point: ends the
+    fit at once (no epoch-end hooks for an unfinished epoch); the run is then resumed."""

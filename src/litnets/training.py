@@ -6,6 +6,7 @@ top to bottom as the run goes. The pieces come from ``build``, the record from `
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -28,7 +29,7 @@ from litnets.build import (
 )
 from litnets.callbacks.last_checkpoint import LastCheckpoint
 from litnets.config import in_sweep
-from litnets.errors import ConfigError, DivergenceError
+from litnets.errors import ConfigError, DivergenceError, Preempted
 from litnets.models.base import Architecture
 from litnets.quiet import quiet_lightning
 from litnets.record import RunRecord, environment, scalars
@@ -108,7 +109,8 @@ def train(
             environment=environment(invocation.command, device=device, precision=precision),
         )
         start = _start_from(cfg, pieces.task, record)
-        trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
+        with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
+            trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
         _record_fit(record, trainer, pieces, invocation)
         if record["status"] == "running":
             _test(cfg, trainer, pieces, record)
@@ -209,7 +211,7 @@ class _RecordOnException(L.Callback):
     ) -> None:
         if isinstance(exception, DivergenceError):
             status = "diverged"
-        elif isinstance(exception, KeyboardInterrupt | SIGTERMException):
+        elif isinstance(exception, KeyboardInterrupt | SIGTERMException | Preempted):
             status = "interrupted"
         else:
             status = "failed"

@@ -1,4 +1,9 @@
-"""``last.ckpt``: saved at a regular epoch cadence, at the end of training, and when asked to stop."""
+"""``last.ckpt``: saved at a regular epoch cadence, at the end of training, and when asked to stop.
+
+Two kinds of stop request: Ctrl+C or SIGTERM finish the epoch first; SIGUSR1, the signal a
+SLURM cluster sends before pre-empting a job or ending it at its time limit
+(``--signal=USR1@90``), stops after the current step, mid-epoch, and requeues the job.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from litnets import cluster
 from litnets.checkpoints import last_checkpoint
+from litnets.errors import Preempted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PREEMPT_SIGNALS = (signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ()
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -39,6 +47,7 @@ class LastCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
         self.stop_signal: int | None = None
+        self.preempt_signal: int | None = None
         self.stopped_by: str | None = None
         self._previous_handlers: dict[int, Any] = {}
 
@@ -48,6 +57,10 @@ class LastCheckpoint(ModelCheckpoint):
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+            # Replaces Lightning's own SLURM handler, which saves an hpc_ckpt inside the
+            # signal handler, wherever the step happens to be.
+            for signum in PREEMPT_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_preemption)
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_signal is not None:
@@ -57,6 +70,16 @@ class LastCheckpoint(ModelCheckpoint):
         print(
             f"\nlitnets: {signal.Signals(signum).name}: finishing this epoch, saving "
             "last.ckpt, then stopping (Ctrl+C again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _request_preemption(self, signum: int, frame: FrameType | None) -> None:
+        self.preempt_signal = signum
+        then = "requeueing the job" if cluster.can_requeue() else "stopping"
+        print(
+            f"\nlitnets: {signal.Signals(signum).name}: saving last.ckpt after this step, then "
+            f"{then}",
             file=sys.stderr,
             flush=True,
         )
@@ -80,8 +103,42 @@ class LastCheckpoint(ModelCheckpoint):
 
     # ---- saving -------------------------------------------------------------------------------
 
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        """Between two Lightning calls: where a pre-emption request is carried out.
+
+        ``last.ckpt`` then holds the exact point (the batch iterator's position, the RNG, the
+        epoch's statistics so far), and the fit ends at once. The ranks of a DDP run agree
+        first, so they all stop after the same step. After an epoch's last batch the epoch
+        is finished first (validation, epoch-end hooks; ``on_train_epoch_end``): Lightning
+        would skip them when resuming from a checkpoint saved at that point.
+        """
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        requested = self.preempt_signal is not None
+        if not trainer.strategy.reduce_boolean_decision(requested, all=False):
+            return
+        self.preempt_signal = self.preempt_signal or signal.SIGUSR1  # a rank that was not signalled
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return
+        self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._stop_for_preemption(trainer)
+        raise Preempted(f"{self.stopped_by} at step {trainer.global_step}: saved last.ckpt")
+
+    def _stop_for_preemption(self, trainer: L.Trainer) -> None:
+        """After ``last.ckpt`` is saved: say why, and requeue a SLURM job (rank 0)."""
+        self._restore_handlers()
+        self.stopped_by = signal.Signals(self.preempt_signal or signal.SIGUSR1).name
+        if trainer.is_global_zero and (job := cluster.requeue()):
+            print(f"litnets: requeued SLURM job {job}", file=sys.stderr, flush=True)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)  # the regular cadence
+        if self.preempt_signal is not None:  # agreed by all ranks in on_train_batch_end
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._stop_for_preemption(trainer)
+            trainer.should_stop = True
+            return
         requested = self.stop_signal is not None
         if not trainer.strategy.reduce_boolean_decision(requested, all=False):
             return

@@ -57,15 +57,28 @@ class BatchAugment:
         n, c, h, w = images.shape
         p, device = self.crop_padding, images.device
         source = self._pad(images) if p else images
-        top = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
-        left = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
+        top, left, flip = self.draw(n, generator, device)
         columns = torch.arange(w, device=device).expand(n, w)
-        if self.hflip:
-            flip = torch.rand(n, 1, generator=generator, device=device) < 0.5
+        if flip is not None:
             columns = torch.where(flip, columns.flip(1), columns)
         rows = top + torch.arange(h, device=device)  # (n, h) rows of the padded image
         index = (rows[:, :, None] * (w + 2 * p) + (left + columns)[:, None, :]).view(n, 1, h * w)
         return source.reshape(n, c, -1).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
+
+    def draw(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The random draws for ``n`` images: crop offsets (top, left) and flips (if any).
+
+        Everything random about a batch is here, so a batch iterator resumed mid-epoch
+        replays the draws of the batches it skips and the stream continues exactly.
+        """
+        p = self.crop_padding
+        top = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
+        left = torch.randint(0, 2 * p + 1, (n, 1), generator=generator, device=device)
+        if not self.hflip:
+            return top, left, None
+        return top, left, torch.rand(n, 1, generator=generator, device=device) < 0.5
 
     def _pad(self, images: Tensor) -> Tensor:
         n, c, h, w = images.shape

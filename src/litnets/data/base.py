@@ -97,6 +97,13 @@ class Batches(ABC):
     ``batch_sampler = None`` tells its dataloader checks that there is no other sampler.
     Being a plain iterable, not a ``DataLoader``, it is never re-sharded by Lightning:
     ``sampler`` shards per rank already.
+
+    It is resumable (Lightning's ``state_dict``/``load_state_dict`` protocol): the state is
+    the epoch and how many batches of it were handed out. Lightning saves it with every
+    checkpoint and loads it before iterating again, and since a sized iterable is not
+    fetched ahead, a checkpoint taken between steps counts exactly the batches trained on.
+    Resumed mid-epoch, the iterator skips those batches and replays their augmentation
+    draws, so the rest of the epoch is the very batches an uninterrupted run would see.
     """
 
     batch_sampler = None
@@ -115,18 +122,63 @@ class Batches(ABC):
         self.sampler = sampler
         self.drop_last = drop_last
         self.augment = augment
+        self.handed_out = 0
+        """Batches of the current epoch handed out so far."""
+        self._resume_at: dict[str, int] | None = None
 
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
+    # ---- resuming ------------------------------------------------------------------------
+    def state_dict(self, batches_per_call: int = 1) -> dict[str, int]:
+        return {
+            "epoch": self.sampler.epoch,
+            "batches": self.handed_out,
+            "batch_size": self.batch_size,
+            "batches_per_call": batches_per_call,
+        }
+
+    def load_state_dict(self, state: dict[str, int], batches_per_call: int = 1) -> None:
+        """Resume at ``state``'s position. Lightning resumes its own count of the epoch's calls,
+        so a mid-epoch position needs the batch size and batches per call it was taken with."""
+        if 0 < state["batches"] < len(self):
+            for key, now, option in (
+                ("batch_size", self.batch_size, "data.batch_size"),
+                ("batches_per_call", batches_per_call, "task.steps_per_execution"),
+            ):
+                if state.get(key, 1) != now:
+                    raise ConfigError(
+                        f"the checkpoint stopped mid-epoch with {key.replace('_', ' ')} "
+                        f"{state.get(key, 1)}: resume with {option}={state.get(key, 1)} "
+                        f"(not {now})"
+                    )
+        self._resume_at = dict(state)
+
+    def _start(self) -> int:
+        """Where this iteration starts: the loaded position, if it is this very epoch."""
+        state, self._resume_at = self._resume_at, None
+        if state and state["epoch"] == self.sampler.epoch and state["batches"] < len(self):
+            return state["batches"]
+        return 0
+
+    # ---- iterating -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sequence[Tensor]]:
-        if self.augment is None:
-            yield from self._unaugmented()
-            return
-        generator = self.sampler.generator(self.device)
-        for inputs, *rest in self._unaugmented():
-            yield (self.augment(inputs, generator), *rest)
+        start = self._start()
+        self.handed_out = start
+        generator = self.sampler.generator(self.device) if self.augment is not None else None
+        if generator is not None:
+            for size in self._batch_sizes()[:start]:  # the skipped batches' draws
+                self.augment.draw(size, generator, self.device)
+        for inputs, *rest in self._unaugmented(start):
+            if generator is not None:
+                inputs = self.augment(inputs, generator)
+            self.handed_out += 1
+            yield (inputs, *rest)
+
+    def _batch_sizes(self) -> list[int]:
+        n, size = len(self.sampler), self.batch_size
+        return [min(size, n - start) for start in range(0, len(self) * size, size)]
 
     @property
     @abstractmethod
@@ -134,7 +186,8 @@ class Batches(ABC):
         """Where the batches are made (and augmented)."""
 
     @abstractmethod
-    def _unaugmented(self) -> Iterator[Sequence[Tensor]]: ...
+    def _unaugmented(self, start: int) -> Iterator[Sequence[Tensor]]:
+        """The epoch's batches from batch number ``start`` on."""
 
 
 class TensorBatches(Batches):
@@ -149,15 +202,16 @@ class TensorBatches(Batches):
     def device(self) -> torch.device:
         return self.tensors[0].device
 
-    def _unaugmented(self) -> Iterator[tuple[Tensor, ...]]:
+    def _unaugmented(self, start: int) -> Iterator[tuple[Tensor, ...]]:
         stop = len(self) * self.batch_size if self.drop_last else len(self.sampler)
+        starts = range(start * self.batch_size, stop, self.batch_size)
         if self.sampler.is_identity:
-            for start in range(0, stop, self.batch_size):
-                yield tuple(t[start : start + self.batch_size] for t in self.tensors)
+            for first in starts:
+                yield tuple(t[first : first + self.batch_size] for t in self.tensors)
             return
         order = self.sampler.indices().to(self.device)
-        for start in range(0, stop, self.batch_size):
-            index = order[start : start + self.batch_size]
+        for first in starts:
+            index = order[first : first + self.batch_size]
             yield tuple(t[index] for t in self.tensors)
 
 
@@ -178,7 +232,8 @@ class Chunked:
 
     Lightning sees one "batch" per chunk, so its per-batch machinery (hook dispatch,
     progress tracking, ≈ 0.3-0.5 ms) runs once per ``size`` optimizer steps. A chunk is
-    made in full before it is handed out: Lightning fetches the next one ahead.
+    made in full before it is handed out. Resumable as ``batches`` is: checkpoints are taken
+    between Lightning calls, so a resumed epoch goes on at a chunk boundary.
     """
 
     batch_sampler = None
@@ -200,10 +255,18 @@ class Chunked:
     def __len__(self) -> int:
         return math.ceil(len(self.batches) / self.size)
 
+    def state_dict(self) -> dict[str, int]:
+        return self.batches.state_dict(batches_per_call=self.size)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batches.load_state_dict(state, batches_per_call=self.size)
+
     def __iter__(self) -> Iterator[Chunk]:
         pending: list[Sequence[Tensor]] = []
-        first = 0
+        first = None
         for batch in self.batches:
+            if first is None:
+                first = self.batches.handed_out - 1  # 0, or where a resumed epoch goes on
             pending.append(batch)
             if len(pending) == self.size:
                 yield Chunk(pending, first)
@@ -218,9 +281,12 @@ class _EpochOrder(Sampler[int]):
 
     def __init__(self, sampler: EpochIndexSampler) -> None:
         self.sampler = sampler
+        self.skip = 0
+        """Leading samples to leave out (a resumed epoch); read at the next ``iter``."""
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.sampler.indices().tolist())
+        skip, self.skip = self.skip, 0
+        return iter(self.sampler.indices()[skip:].tolist())
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -237,10 +303,11 @@ class LoaderBatches(Batches):
     def __init__(self, dataset: Dataset, batch_size: int, sampler: EpochIndexSampler, *,
                  num_workers: int = 0, pin_memory: bool = False, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(batch_size, sampler, **kwargs)
+        self.order = _EpochOrder(sampler)
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=_EpochOrder(sampler),
+            sampler=self.order,
             drop_last=self.drop_last,
             num_workers=num_workers,
             pin_memory=pin_memory,
@@ -251,7 +318,8 @@ class LoaderBatches(Batches):
     def device(self) -> torch.device:
         return torch.device("cpu")
 
-    def _unaugmented(self) -> Iterator[Sequence[Tensor]]:
+    def _unaugmented(self, start: int) -> Iterator[Sequence[Tensor]]:
+        self.order.skip = start * self.batch_size
         return iter(self.loader)
 
 

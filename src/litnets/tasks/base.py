@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 
-from litnets.data.base import Chunk, InMemoryDataModule
+from litnets.data.base import Batches, Chunk, Chunked, InMemoryDataModule
 from litnets.errors import ConfigError, DivergenceError
 from litnets.models.base import Architecture
 from litnets.tasks import execution
@@ -101,6 +101,9 @@ class Task(L.LightningModule):
         self._epoch_started_at = 0.0
         self.last_step_loss: float | None = None
         self._step_hook_callbacks: list[L.Callback] = []
+        self._resumed_train_stats: dict[str, Tensor] | None = None
+        self._resumed_batches: dict[str, int] | None = None
+        self._mid_epoch = False
 
     # ---- what subclasses choose ----------------------------------------------------------
     def make_stats(self) -> LossAccuracy:
@@ -260,13 +263,25 @@ class Task(L.LightningModule):
         return {"step": float(step), "epoch": float(self.current_epoch)}
 
     def on_train_start(self) -> None:
-        self.train_started_at = time.perf_counter()
+        self.train_started_at = self._epoch_started_at = time.perf_counter()
         self._step_hook_callbacks = execution.step_hook_callbacks(self.trainer)
+        if self._resumed_batches is not None:
+            # Lightning hands the loader its saved state only when it builds the loader after
+            # the checkpoint is read; a schedule sized by estimated_stepping_batches builds it
+            # before (Lightning 2.x), so the position is handed over here, before iterating.
+            self.trainer.train_dataloader.load_state_dict(self._resumed_batches)
+        if self._resumed_train_stats is not None:  # resumed mid-epoch: its statistics so far
+            for name, value in self._resumed_train_stats.items():
+                getattr(self.train_stats, name).copy_(value)
+            self._mid_epoch = True
+        self._resumed_train_stats = self._resumed_batches = None
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started_at = time.perf_counter()
+        self._mid_epoch = True
 
     def on_train_epoch_end(self) -> None:
+        self._mid_epoch = False
         values = self._log_epoch("train")
         loss = values["train/loss"].item()  # waits for the device: the epoch is really over
         self.epoch_seconds.append(time.perf_counter() - self._epoch_started_at)
@@ -299,12 +314,23 @@ class Task(L.LightningModule):
 
     # ---- exact resume -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the RNG streams (dropout, augmentation) so a resumed run continues exactly."""
+        """Keep what a resumed run needs to continue exactly: the RNG streams (dropout) and,
+        for a checkpoint taken mid-epoch, the epoch's training statistics so far."""
         checkpoint["litnets_rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["litnets_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self._mid_epoch:  # Lightning resumes this epoch: its statistics go on
+            checkpoint["litnets_train_stats"] = {
+                name: value.detach().cpu().clone()
+                for name, value in self.train_stats.metric_state.items()
+            }
+        loader = self.trainer.train_dataloader if self._trainer is not None else None
+        if isinstance(loader, Batches | Chunked):  # where the epoch's batches go on
+            checkpoint["litnets_batches"] = loader.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_train_stats = checkpoint.get("litnets_train_stats")
+        self._resumed_batches = checkpoint.get("litnets_batches")
         state = checkpoint.get("litnets_rng")
         if state:
             torch.set_rng_state(state["torch"])
