@@ -7,6 +7,7 @@ resumed epoch skips the batches already trained on and replays their augmentatio
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,7 +17,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from litnets import training
+from litnets import cluster, training
 from litnets.config import compose
 from litnets.data.augment import BatchAugment
 from litnets.data.base import Chunked, EpochIndexSampler, LoaderBatches, TensorBatches
@@ -151,3 +152,26 @@ def test_the_signal_handlers_are_put_back(tmp_path, tiny_data_dir) -> None:
     summary = training.train(compose(tiny_mnist(tiny_data_dir), output_dir=str(tmp_path / "r")))
     assert summary["status"] == "completed"
     assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_a_requeued_job_finds_the_run_it_left(tmp_path, monkeypatch) -> None:
+
+    def run(name: str, **record) -> Path:
+        run_dir = tmp_path / "train" / "runs" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps(record))
+        return run_dir
+
+    stopped = {"status": "interrupted", "stopped_by": "SIGUSR1"}
+    left = run("left", slurm_job="42", **stopped)
+    run("other-job", slurm_job="41", **stopped)
+    run("finished", slurm_job="42", status="completed")
+    run("sigterm", slurm_job="42", status="interrupted", stopped_by="SIGTERM")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert cluster.requeued_run(tmp_path) is None  # the first start is a new run
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert cluster.requeued_run(tmp_path) == left
+    monkeypatch.setenv("SLURM_JOB_ID", "43")
+    assert cluster.requeued_run(tmp_path) is None

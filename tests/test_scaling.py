@@ -110,11 +110,41 @@ def test_two_torchrun_nodes_on_one_machine_make_one_run(tmp_path) -> None:
     assert finals[0]["weights"] == finals[1]["weights"]
 
 
-def test_ddp_inside_a_local_sweep_is_refused(tmp_path) -> None:
-    result = run_script("train.py", "-m", *DDP_IRIS, "seed=1,2", log_dir=tmp_path)
+def test_ddp_jobs_of_a_local_sweep_run_in_ranks_of_their_own(tmp_path) -> None:
+    """``-m`` with ``trainer=ddp_cpu``: litnets spawns each job's two ranks (litnets.spawn)."""
+    probe = [
+        "+callbacks.probe._target_=ddp_probe.RecordSeenSamples",
+        "+callbacks.probe.folder=${paths.output_dir}/seen",
+    ]
+    result = run_script(
+        "train.py", "-m", *DDP_IRIS, *probe, "pictures=false", "seed=1,2",
+        log_dir=tmp_path, PYTHONPATH=str(REPO / "tests"),
+    )  # fmt: skip
+    check_ok(result)
+    runs = run_dirs(tmp_path)
+    assert [run.name for run in runs] == ["0", "1"]
+    results = []
+    for run in runs:
+        metrics = read_metrics(run)
+        assert metrics["status"] == "completed"
+        assert metrics["global_steps"] == 180  # 60 epochs of 3 steps: 48 rows per rank
+        records = [json.loads((run / "seen" / f"rank{r}.json").read_text()) for r in (0, 1)]
+        assert [r["world_size"] for r in records] == [2, 2]
+        per_rank = [Counter(tuple(row) for row in r["seen"]) for r in records]
+        assert per_rank[0] + per_rank[1] == Counter(tuple(row) for row in records[0]["train"])
+        finals = [json.loads((run / "seen" / f"final{r}.json").read_text()) for r in (0, 1)]
+        assert finals[0]["weights"] == finals[1]["weights"]
+        results.append(finals[0]["weights"])
+    assert results[0] != results[1]  # seed 1 and seed 2: two jobs, two results
+    assert result.stdout.count("litnets: completed") == 2  # each job reports once
+
+
+def test_ddp_on_several_nodes_inside_a_local_sweep_is_refused(tmp_path) -> None:
+    result = run_script(
+        "train.py", "-m", *DDP_IRIS, "trainer.num_nodes=2", "seed=1,2", log_dir=tmp_path
+    )
     assert result.returncode == 1
-    assert "litnets: error: a -m sweep cannot start 2-process DDP jobs itself" in result.stderr
-    assert not run_dirs(tmp_path) or read_metrics(run_dirs(tmp_path)[0])["status"] != "completed"
+    assert "litnets: error: a -m sweep starts DDP ranks on this machine only" in result.stderr
 
 
 def test_sweep_runs_every_job_in_its_own_dir_and_survives_a_bad_one(tmp_path) -> None:

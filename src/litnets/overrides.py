@@ -429,16 +429,31 @@ def quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def requeued_dir(line: CommandLine) -> Path | None:
+    """On a requeued start of a SLURM job, the run its pre-emption left (``litnets.cluster``).
+
+    The log dir is found as ``conf/paths/default.yaml`` finds it, before Hydra composes.
+    """
+    from litnets import cluster
+
+    if cluster.restart_count() == 0:
+        return None
+    root = line.value("paths.root_dir") or os.getcwd()
+    log_dir = line.value("paths.log_dir") or os.environ.get("LITNETS_LOG_DIR") or f"{root}/logs"
+    return cluster.requeued_run(Path(str(log_dir)))
+
+
 def resume_in_place(line: CommandLine, stamp: str) -> list[str]:
     """The overrides that make ``resume=<dir>`` continue in ``<dir>``: Hydra's log too.
 
     Without them Hydra would open a new, almost empty run dir for the resumed part. Its
     ``train.log`` is appended to, and this command's own config goes to
-    ``.hydra/resumed-<stamp>/`` so the original ``.hydra/`` stays as the run began.
+    ``.hydra/resumed-<stamp>/`` so the original ``.hydra/`` stays as the run began. A
+    requeued SLURM job continues its pre-empted run the same way.
     """
     from litnets.checkpoints import find_last_checkpoint
 
-    run_dir = resumed_dir(line)
+    run_dir = resumed_dir(line) or requeued_dir(line)
     if run_dir is None or line.args.multirun or line.value("hydra.run.dir"):
         return []
     find_last_checkpoint(run_dir)  # before Hydra writes anything there

@@ -7,6 +7,7 @@ top to bottom as the run goes. The pieces come from ``build``, the record from `
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -18,7 +19,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from litnets import checkpoints
+from litnets import checkpoints, cluster, spawn
 from litnets.build import (
     Pieces,
     build_callbacks,
@@ -77,6 +78,9 @@ def train(
     With ``resume=<run dir>`` the run continues in that dir from its ``last.ckpt`` under its
     own saved config, with the ``key=value`` ``overrides`` of this command on top.
     """
+    if not cfg.get("resume") and (run := cluster.requeued_run(Path(cfg.paths.log_dir))):
+        print(f"litnets: requeued SLURM job {cluster.job_id()}: resuming {run}", file=sys.stderr)
+        cfg, overrides = OmegaConf.merge(cfg, {"resume": str(run)}), ()  # the saved config
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
     check_run_options(cfg)
@@ -102,7 +106,8 @@ def train(
         callbacks = build_callbacks(cfg, pieces.task, has_logger=bool(loggers))
         callbacks += [*extra_callbacks, _RecordOnException(record)]
         trainer = build_trainer(cfg, callbacks, loggers)
-        check_ddp_launch(trainer, invocation)
+        if spawns_ranks(trainer, invocation):
+            return spawn.train_in_spawned_ranks(cfg, trainer.world_size, invocation)
         device, precision = trainer.strategy.root_device, str(trainer.precision)
         record.update(
             logs=logged_to(loggers),
@@ -114,11 +119,15 @@ def train(
         _record_fit(record, trainer, pieces, invocation)
         if record["status"] == "running":
             _test(cfg, trainer, pieces, record)
-        return record.finish(
+        summary = record.finish(
             epochs=trainer.current_epoch,
             global_steps=trainer.global_step,
             write=trainer.is_global_zero,
         )
+    preempted = summary.get("stopped_by") == "SIGUSR1" and trainer.is_global_zero
+    if preempted and (job := cluster.requeue()):  # recorded first: the next start finds it
+        print(f"litnets: requeued SLURM job {job}", file=sys.stderr, flush=True)
+    return summary
 
 
 def _new_record(cfg: DictConfig, kind: str) -> RunRecord:
@@ -130,6 +139,7 @@ def _new_record(cfg: DictConfig, kind: str) -> RunRecord:
         seed=cfg.seed,
         tutorial=cfg.get("tutorial"),
         **({"debug": cfg.debug_preset} if cfg.get("debug_preset") else {}),
+        **({"slurm_job": job} if (job := cluster.job_id()) else {}),
     )
 
 
@@ -225,29 +235,33 @@ class _RecordOnException(L.Callback):
         )
 
 
-def check_ddp_launch(trainer: L.Trainer, invocation: Invocation) -> None:
-    """Refuse a DDP run whose extra ranks Lightning would have to start by re-running us.
+def spawns_ranks(trainer: L.Trainer, invocation: Invocation) -> bool:
+    """Whether litnets starts this DDP run's ranks itself (``litnets.spawn``): a sweep job's.
 
-    Lightning starts them by re-running the command line, once per process. Inside a ``-m``
-    sweep that would run the whole sweep again in each rank, and from the Python API there is
-    no command line to re-run. A launcher that gives each job its own processes (SLURM via
-    submitit, torchrun, srun) is the way to do either.
+    Lightning starts the extra ranks by re-running the command line, once per process.
+    Inside a ``-m`` sweep that would run the whole sweep again in each rank, so the job's
+    ranks are spawned instead (on this machine); from the Python API there is no command
+    line at all. Launchers that give each run its own processes (torchrun, srun, SLURM via
+    submitit) need neither.
     """
     if trainer.world_size == 1:
-        return
+        return False
     environment = getattr(trainer.strategy, "cluster_environment", None)
     if environment is None or environment.creates_processes_externally:
-        return
+        return False
     if not invocation.can_relaunch:
         raise ConfigError(
             f"the Python API trains in this process and cannot start {trainer.world_size}-process "
             "DDP: run `litnets train ...` (or under torchrun/srun) instead"
         )
-    if in_sweep():
+    if not in_sweep():
+        return False
+    if trainer.num_nodes > 1:
         raise ConfigError(
-            f"a -m sweep cannot start {trainer.world_size}-process DDP jobs itself: sweep them "
-            "with hydra/launcher=slurm (one SLURM job per trial), or run each job on its own"
+            f"a -m sweep starts DDP ranks on this machine only, not on {trainer.num_nodes} "
+            "nodes: sweep them with hydra/launcher=slurm (one SLURM job per trial)"
         )
+    return True
 
 
 def check_run_options(cfg: DictConfig) -> None:

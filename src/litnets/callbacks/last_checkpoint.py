@@ -31,7 +31,8 @@ class LastCheckpoint(ModelCheckpoint):
     finish, saves ``last.ckpt`` at its end and stops training: that is the very state a
     regular save holds, so resuming is exact, and at most part of one epoch is redone
     instead of up to ``every_n_epochs``. A second Ctrl+C stops at once (Lightning's
-    ``KeyboardInterrupt`` path; the previous ``last.ckpt`` is kept). Under DDP the ranks
+    ``KeyboardInterrupt`` path; the previous ``last.ckpt`` is kept); a second SIGTERM does
+    not, since cluster managers send it more than once. Under DDP the ranks
     agree at the epoch end, so one signalled rank stops them all together.
     """
 
@@ -53,17 +54,23 @@ class LastCheckpoint(ModelCheckpoint):
 
     # ---- signals ----------------------------------------------------------------------------
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Before Lightning sets up its signal handlers, which then leave SIGUSR1 to this one:
+        # Lightning's own SLURM handler saves an hpc_ckpt inside the signal handler,
+        # wherever the step happens to be.
+        if threading.current_thread() is threading.main_thread():
+            for signum in PREEMPT_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_preemption)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
-            # Replaces Lightning's own SLURM handler, which saves an hpc_ckpt inside the
-            # signal handler, wherever the step happens to be.
-            for signum in PREEMPT_SIGNALS:
-                self._previous_handlers[signum] = signal.signal(signum, self._request_preemption)
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_signal is not None:
+            if signum != signal.SIGINT:  # SLURM's srun forwards a time limit's SIGTERM twice
+                return
             self._restore_handlers()
             raise KeyboardInterrupt
         self.stop_signal = signum
@@ -126,11 +133,10 @@ class LastCheckpoint(ModelCheckpoint):
         raise Preempted(f"{self.stopped_by} at step {trainer.global_step}: saved last.ckpt")
 
     def _stop_for_preemption(self, trainer: L.Trainer) -> None:
-        """After ``last.ckpt`` is saved: say why, and requeue a SLURM job (rank 0)."""
+        """After ``last.ckpt`` is saved. The run requeues its SLURM job once its record says
+        where it stopped (``litnets.training.train``): SLURM ends the job when requeueing it."""
         self._restore_handlers()
         self.stopped_by = signal.Signals(self.preempt_signal or signal.SIGUSR1).name
-        if trainer.is_global_zero and (job := cluster.requeue()):
-            print(f"litnets: requeued SLURM job {job}", file=sys.stderr, flush=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)  # the regular cadence

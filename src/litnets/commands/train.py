@@ -15,13 +15,13 @@ from litnets.overrides import CommandLine, resume_in_place
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from litnets.config import launched_rank_is_zero
+    from litnets.config import in_sweep, launched_rank_is_zero
     from litnets.record import command_line
     from litnets.training import Invocation, format_summary, train
 
-    invocation = Invocation(
-        command=command_line("train"), started_at=process_started_at(), can_relaunch=True
-    )
+    # A sweep job's start-up counts from the job's own start, not from the sweep's.
+    started = time.perf_counter() if in_sweep() else process_started_at()
+    invocation = Invocation(command=command_line("train"), started_at=started, can_relaunch=True)
     overrides = list(HydraConfig.get().overrides.task)
     summary = train(cfg, overrides=overrides, invocation=invocation)
     if launched_rank_is_zero():
@@ -35,7 +35,7 @@ def exit_status(summary: dict) -> int:
     """0 for a finished run; a stopped one exits as the signal's shell convention says."""
     if summary.get("status") != "interrupted":
         return 0
-    return {"SIGINT": 130, "SIGTERM": 143}.get(str(summary.get("stopped_by")), 1)
+    return {"SIGINT": 130, "SIGTERM": 143, "SIGUSR1": 138}.get(str(summary.get("stopped_by")), 1)
 
 
 def _continue_in_place(line: CommandLine) -> list[str]:
