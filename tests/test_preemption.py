@@ -175,3 +175,33 @@ def test_a_requeued_job_finds_the_run_it_left(tmp_path, monkeypatch) -> None:
     assert cluster.requeued_run(tmp_path) == left
     monkeypatch.setenv("SLURM_JOB_ID", "43")
     assert cluster.requeued_run(tmp_path) is None
+
+
+def test_a_checkpoint_every_n_steps_resumes_exactly(tmp_path, tiny_data_dir) -> None:
+    """``ModelCheckpoint(every_n_train_steps=7)``: its mid-epoch checkpoints resume exactly."""
+    base = tiny_mnist(
+        tiny_data_dir, "model.dropout=0.3", "data.augment.hflip=true",
+        "data.augment.crop_padding=2",
+        "+callbacks.steps._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+        "+callbacks.steps.every_n_train_steps=7", "+callbacks.steps.save_top_k=-1",
+        "+callbacks.steps.dirpath=${paths.output_dir}/steps",
+    )  # fmt: skip
+    straight = training.train(compose(base, output_dir=str(tmp_path / "straight")))
+    steps = {
+        path.name: torch.load(path, weights_only=True)["global_step"]
+        for path in (tmp_path / "straight" / "steps").glob("*.ckpt")
+    }
+    # Named by the true step and epoch, none overwritten (a logged ``step`` key would rename).
+    assert steps == {f"epoch={s // 11}-step={s}.ckpt": s for s in range(7, STEPS, 7)}
+    saved = tmp_path / "straight" / "steps" / "epoch=1-step=14.ckpt"
+    assert torch.load(saved, weights_only=True)["litnets_batches"]["batches"] == 3  # epoch 1
+    resumed = training.train(
+        compose([*base, f"ckpt_path='{saved}'"], output_dir=str(tmp_path / "resumed"))
+    )
+    assert resumed["global_steps"] == straight["global_steps"] == STEPS
+    assert resumed["test"] == straight["test"]
+    ours, theirs = (
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for run in ("resumed", "straight")
+    )
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -114,8 +114,13 @@ def train(
             environment=environment(invocation.command, device=device, precision=precision),
         )
         start = _start_from(cfg, pieces.task, record)
-        with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
-            trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
+        try:
+            with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
+                trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
+        finally:
+            for callback in trainer.callbacks:
+                if isinstance(callback, LastCheckpoint):
+                    callback.release_preemption_signal()
         _record_fit(record, trainer, pieces, invocation)
         if record["status"] == "running":
             _test(cfg, trainer, pieces, record)

@@ -51,6 +51,7 @@ class LastCheckpoint(ModelCheckpoint):
         self.preempt_signal: int | None = None
         self.stopped_by: str | None = None
         self._previous_handlers: dict[int, Any] = {}
+        self._previous_preempt_handlers: dict[int, Any] = {}
 
     # ---- signals ----------------------------------------------------------------------------
 
@@ -60,7 +61,8 @@ class LastCheckpoint(ModelCheckpoint):
         # wherever the step happens to be.
         if threading.current_thread() is threading.main_thread():
             for signum in PREEMPT_SIGNALS:
-                self._previous_handlers[signum] = signal.signal(signum, self._request_preemption)
+                previous = signal.signal(signum, self._request_preemption)
+                self._previous_preempt_handlers[signum] = previous
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -95,6 +97,17 @@ class LastCheckpoint(ModelCheckpoint):
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers.clear()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.release_preemption_signal()
+
+    def release_preemption_signal(self) -> None:
+        """Put SIGUSR1's previous handler back: at the fit's end, and by the caller of a fit
+        that raised, since Lightning's teardown then comes last and reinstates the handlers
+        it found when fitting began (this one among them)."""
+        for signum, handler in self._previous_preempt_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_preempt_handlers.clear()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()

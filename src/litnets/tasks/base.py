@@ -242,25 +242,33 @@ class Task(L.LightningModule):
             "add a scheduler, or check the data for NaN/inf values"
         )
 
-    def _log_epoch(self, split: str) -> dict[str, Tensor]:
+    def _epoch_values(self, split: str) -> dict[str, Tensor]:
+        """``split``'s epoch metrics, computed (synced across ranks) and reset."""
         values = {f"{split}/{k}": v for k, v in self.stats(split).compute().items()}
         self.stats(split).reset()
         if split != "train":
             for name, metric in self.metrics(split).items():
                 values[f"{split}/{name}"] = metric.compute()
                 metric.reset()
-        self.log_dict({**values, **self._log_position(split)}, sync_dist=False)
         return values
 
-    def _log_position(self, split: str) -> dict[str, float]:
-        """The x-axis of epoch metrics, in optimizer steps (Lightning's documented ``step`` key).
+    def _publish(self, values: dict[str, Tensor], split: str) -> None:
+        """Epoch metrics to Lightning (checkpoints, progress bar, schedulers read them there)
+        and to the loggers, placed at optimizer steps.
 
         Lightning would place them by the batches its loop has seen, which with chunks
-        (``task.steps_per_execution``) counts chunks. These are the values Lightning gives
-        with one batch per call: fit-time metrics at the epoch's last step, counted from 0.
+        (``task.steps_per_execution``) counts chunks; logging a ``step`` key instead would
+        also put it among the metrics a ``ModelCheckpoint`` names files by (``{step}``).
+        The steps are those Lightning gives with one batch per call: fit-time metrics at
+        the epoch's last step, counted from 0.
         """
+        self.log_dict(values, logger=False, sync_dist=False)
+        if self.trainer.sanity_checking or not self.loggers:
+            return
         step = self.global_step if split == "test" else self.global_step - 1
-        return {"step": float(step), "epoch": float(self.current_epoch)}
+        row = {name: float(value) for name, value in values.items()}
+        for logger in self.loggers:
+            logger.log_metrics({**row, "epoch": float(self.current_epoch)}, step=step)
 
     def on_train_start(self) -> None:
         self.train_started_at = self._epoch_started_at = time.perf_counter()
@@ -282,7 +290,8 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._mid_epoch = False
-        values = self._log_epoch("train")
+        values = self._epoch_values("train")
+        self._publish(values, "train")
         loss = values["train/loss"].item()  # waits for the device: the epoch is really over
         self.epoch_seconds.append(time.perf_counter() - self._epoch_started_at)
         if not math.isfinite(loss):
@@ -292,14 +301,14 @@ class Task(L.LightningModule):
             self._step_schedulers("epoch", self.current_epoch + 1)
 
     def on_validation_epoch_end(self) -> None:
-        values = self._log_epoch("val")
-        if self.trainer.sanity_checking:
-            return
-        self.best.update(values[self.monitor])
-        self.log(f"{self.monitor}_best", self.best.compute())
+        values = self._epoch_values("val")
+        if not self.trainer.sanity_checking:
+            self.best.update(values[self.monitor])
+            values[f"{self.monitor}_best"] = self.best.compute()
+        self._publish(values, "val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self._publish(self._epoch_values("test"), "test")
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, idx: int) -> Any:
         """In-memory batches already live on the training device: skip the generic walk."""
@@ -314,8 +323,8 @@ class Task(L.LightningModule):
 
     # ---- exact resume -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep what a resumed run needs to continue exactly: the RNG streams (dropout) and,
-        for a checkpoint taken mid-epoch, the epoch's training statistics so far."""
+        """Keep what a resumed run needs to continue exactly: the RNG streams (dropout), where
+        the training batches stand and, taken mid-epoch, the epoch's statistics so far."""
         checkpoint["litnets_rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["litnets_rng"]["cuda"] = torch.cuda.get_rng_state_all()
@@ -324,7 +333,7 @@ class Task(L.LightningModule):
                 name: value.detach().cpu().clone()
                 for name, value in self.train_stats.metric_state.items()
             }
-        loader = self.trainer.train_dataloader if self._trainer is not None else None
+        loader = self.trainer.train_dataloader
         if isinstance(loader, Batches | Chunked):  # where the epoch's batches go on
             checkpoint["litnets_batches"] = loader.state_dict()
 
