@@ -16,12 +16,24 @@ action=$1
 state=$(realpath -m "$2")
 
 stop() {
+  # Jobs first (a test that failed half-way can leave one running), then the daemons;
+  # whatever has not exited after 10 s is killed.
+  if [[ -f "$state/slurmctld.pid" ]]; then
+    SLURM_CONF="$state/slurm.conf" timeout 10 scancel --full --user="$(id -un)" 2>/dev/null || true
+  fi
+  local pids=()
   for daemon in slurmd slurmctld munged; do
     if [[ -f "$state/$daemon.pid" ]]; then
-      kill "$(cat "$state/$daemon.pid")" 2>/dev/null || true
+      pids+=("$(cat "$state/$daemon.pid")")
+      kill "${pids[-1]}" 2>/dev/null || true
       rm -f "$state/$daemon.pid"
     fi
   done
+  for _ in $(seq 20); do
+    kill -0 "${pids[@]}" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 install_packages() {
