@@ -118,9 +118,8 @@ def train(
             with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
                 trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
         finally:
-            for callback in trainer.callbacks:
-                if isinstance(callback, LastCheckpoint):
-                    callback.release_preemption_signal()
+            for callback in last_checkpoint_callbacks(trainer):
+                callback.release_preemption_signal()
         _record_fit(record, trainer, pieces, invocation)
         if record["status"] == "running":
             _test(cfg, trainer, pieces, record)
@@ -194,13 +193,17 @@ def _record_fit(
     if invocation.started_at is not None and started is not None:
         record.update(startup_s=round(started - invocation.started_at, 3))
     stopped_by = next(
-        (c.stopped_by for c in trainer.callbacks if isinstance(c, LastCheckpoint) and c.stopped_by),
-        None,
+        (c.stopped_by for c in last_checkpoint_callbacks(trainer) if c.stopped_by), None
     )
     if trainer.interrupted or stopped_by:
         record.update(
             status="interrupted", stopped_by=stopped_by, resume_from=last_checkpoint(record.run_dir)
         )
+
+
+def last_checkpoint_callbacks(trainer: L.Trainer) -> list[LastCheckpoint]:
+    """The trainer's ``last.ckpt`` callbacks (stop requests, pre-emption)."""
+    return [c for c in trainer.callbacks if isinstance(c, LastCheckpoint)]
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -49,6 +49,8 @@ class LastCheckpoint(ModelCheckpoint):
         )
         self.stop_signal: int | None = None
         self.preempt_signal: int | None = None
+        self._preempting = False
+        """Set once every rank has agreed to stop for a pre-emption request."""
         self.stopped_by: str | None = None
         self._previous_handlers: dict[int, Any] = {}
         self._previous_preempt_handlers: dict[int, Any] = {}
@@ -113,8 +115,7 @@ class LastCheckpoint(ModelCheckpoint):
         self._restore_handlers()
         # A run shorter than the cadence, or ending between two saves, still leaves its
         # final state behind: the run can be extended (resume= with a larger max_epochs).
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._save_unless_just_saved(trainer)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -138,31 +139,37 @@ class LastCheckpoint(ModelCheckpoint):
         requested = self.preempt_signal is not None
         if not trainer.strategy.reduce_boolean_decision(requested, all=False):
             return
-        self.preempt_signal = self.preempt_signal or signal.SIGUSR1  # a rank that was not signalled
+        # From here on the ranks act alike, on this agreed flag, not on their own signal: one
+        # arriving on a single rank during validation must not send it down another path.
+        self._preempting = True
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            return
-        self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+            return  # on_train_epoch_end stops, once the epoch is finished
         self._stop_for_preemption(trainer)
         raise Preempted(f"{self.stopped_by} at step {trainer.global_step}: saved last.ckpt")
 
     def _stop_for_preemption(self, trainer: L.Trainer) -> None:
-        """After ``last.ckpt`` is saved. The run requeues its SLURM job once its record says
-        where it stopped (``litnets.training.train``): SLURM ends the job when requeueing it."""
+        """Save ``last.ckpt`` and say why the fit stops. The run requeues its SLURM job once
+        its record says where it stopped (``litnets.training.train``): SLURM ends the job
+        when requeueing it. A rank that was not signalled itself stops as SIGUSR1 too."""
+        self._save_unless_just_saved(trainer)
         self._restore_handlers()
         self.stopped_by = signal.Signals(self.preempt_signal or signal.SIGUSR1).name
 
+    def _save_unless_just_saved(self, trainer: L.Trainer) -> None:
+        """``last.ckpt`` now, unless the regular cadence has just saved this very step."""
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)  # the regular cadence
-        if self.preempt_signal is not None:  # agreed by all ranks in on_train_batch_end
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self._preempting:  # agreed by all ranks in on_train_batch_end
             self._stop_for_preemption(trainer)
             trainer.should_stop = True
             return
         requested = self.stop_signal is not None
         if not trainer.strategy.reduce_boolean_decision(requested, all=False):
             return
-        if not self._should_skip_saving_checkpoint(trainer):  # unless the cadence just saved
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._save_unless_just_saved(trainer)
         name = signal.Signals(self.stop_signal).name if requested else None
         self.stopped_by = name or "a stop request on another rank"
         trainer.should_stop = True
