@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+# Decoded data files (paths.cache_dir) go to a folder of this test session, not ./.cache.
+os.environ.setdefault("LITNETS_CACHE_DIR", tempfile.mkdtemp(prefix="litnets-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"

@@ -301,6 +301,42 @@ def test_corrupt_gzip_is_reported(tmp_path) -> None:
         MNISTDataModule(data_dir=str(tmp_path), val_size=5).setup()
 
 
+def _splits(dm: MNISTDataModule) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    dm.setup()
+    return dm.splits
+
+
+def test_decoded_mnist_files_are_cached_and_refreshed(tmp_path) -> None:
+    """The second run reads the decoded copies (same splits, bit for bit); a replaced file
+    is decoded afresh; a damaged copy or an unwritable cache only costs the decoding."""
+    make_mnist_like(tmp_path / "data", "MNIST", n_train=40, n_test=10)
+    cache = tmp_path / "cache"
+    first = _splits(
+        MNISTDataModule(data_dir=str(tmp_path / "data"), val_size=8, cache_dir=str(cache))
+    )
+    copies = sorted(p.name for p in (cache / "idx").iterdir())
+    assert len(copies) == 4 and all(name.endswith(".npy") for name in copies)
+    uncached = _splits(MNISTDataModule(data_dir=str(tmp_path / "data"), val_size=8))
+    for name in ("train", "val", "test"):
+        assert torch.equal(first[name][0], uncached[name][0])
+        assert torch.equal(first[name][1], uncached[name][1])
+
+    def module() -> MNISTDataModule:
+        return MNISTDataModule(data_dir=str(tmp_path / "data"), val_size=8, cache_dir=str(cache))
+
+    images = next((cache / "idx").glob("t10k-images-*.npy"))
+    images.write_bytes(b"not an array")  # damaged: decoded again
+    assert torch.equal(_splits(module())["test"][0], first["test"][0])
+    # A replaced data file: new content, so a new copy and the new pixels.
+    make_mnist_like(tmp_path / "data", "MNIST", n_train=40, n_test=12)
+    assert len(_splits(module())["test"][0]) == 12
+    assert len(list((cache / "idx").glob("t10k-images-*.npy"))) == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would go")
+    dm = MNISTDataModule(data_dir=str(tmp_path / "data"), val_size=8, cache_dir=str(blocked))
+    assert len(_splits(dm)["test"][0]) == 12
+
+
 @pytest.mark.parametrize("archive", [False, True])
 def test_cifar10_folder_and_archive(tmp_path, archive) -> None:
     make_cifar_like(tmp_path, per_batch=6, archive=archive)

@@ -447,6 +447,11 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         """Fit any preprocessing on the training split and apply it to all (default: none)."""
         return splits
 
+    def encoded(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """Every split's inputs through ``encode``: for a ``load`` that returns raw units,
+        called from ``preprocess`` (after the validation split, on the smaller raw values)."""
+        return {name: (self.encode(x), y) for name, (x, y) in splits.items()}
+
     # ---- Lightning hooks -----------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -131,5 +131,8 @@ class CIFAR10DataModule(InMemoryDataModule):
             parts = [load_batch(raw[name], name) for name in names]
             images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
             labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-            splits[split] = (self.encode(images), labels)
+            splits[split] = (images, labels)
         return splits
+
+    def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
+        return self.encoded(splits)

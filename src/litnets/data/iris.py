@@ -56,7 +56,7 @@ class IrisDataModule(InMemoryDataModule):
     def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
         if self.scale:
             self.scaler = MinMaxScaler().fit(splits["train"][0].double().numpy())
-        return {name: (self.encode(x), y) for name, (x, y) in splits.items()}
+        return self.encoded(splits)
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
         """Measurements in cm → the MinMax scaling fitted on the training rows."""
