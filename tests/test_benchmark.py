@@ -21,7 +21,8 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     (report_file,) = tmp_path.rglob("benchmark.json")
     report = json.loads(report_file.read_text())
     rows = report["runs"]
-    assert list(rows) == list(benchmark.COMPETITORS)
+    gpu_rows = compose([], "benchmark").gpu_competitors  # added on a GPU only
+    assert list(rows) == [name for name in benchmark.COMPETITORS if name not in gpu_rows]
     for row in rows.values():
         assert 0 < row["fastest_epoch_s"] <= row["median_epoch_s"]
         assert row["first_epoch_s"] > 0 and row["total_s"] > 0 and row["repeats"] == 2
@@ -50,3 +51,28 @@ def test_a_gpu_benchmark_without_a_gpu_is_one_line(monkeypatch) -> None:
     with pytest.raises(ConfigError, match="no CUDA GPU is available here"):
         benchmark._device(compose(["trainer=gpu"], "benchmark"))
     assert benchmark._device(compose(["trainer=auto"], "benchmark")).type == "cpu"
+
+
+def test_graph_rows_run_their_bookkeeping_on_the_cpu(tmp_path, tiny_data_dir, monkeypatch) -> None:
+    """The GPU rows through the CPU stand-in for CUDA's capture (``test_graphs``): the
+    hand-captured plain loop and ``task.cuda_graph`` train as their eager twins do."""
+    from test_graphs import EagerStandIn
+
+    rows = ["plain", "plain_graph", "litnets", "litnets_graph"]
+    overrides = [
+        f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "data.batch_size=8", "epochs=2",
+        "repeats=1", "measure_startup=false", f"competitors=[{','.join(rows)}]", "logger=none",
+        "experiment_name=graphs",
+    ]  # fmt: skip
+    cfg = compose(overrides, "benchmark", output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="plain_graph, litnets_graph capture CUDA graphs"):
+        benchmark.benchmark(cfg, overrides)
+    stand_in = EagerStandIn()
+    monkeypatch.setattr(benchmark.graphs, "BACKEND", stand_in)
+    report = benchmark.benchmark(cfg, overrides)
+    assert list(report["runs"]) == rows and stand_in.captures == 2
+    # 10 batches an epoch, 2 epochs: 3 warm-up steps, the rest replayed (no short batch)
+    assert stand_in.replays == 2 * (2 * 10 - 3)
+    runs = report["runs"]
+    assert runs["plain_graph"]["test_acc"] == pytest.approx(runs["plain"]["test_acc"], abs=0.05)
+    assert runs["litnets_graph"]["test_acc"] == pytest.approx(runs["litnets"]["test_acc"], abs=0.05)

@@ -16,6 +16,11 @@ process, and evaluate once per epoch:
 * ``litnets_k1`` … ``litnets_epoch`` — ``litnets.training.train`` on the composed config at
   ``task.steps_per_execution`` 1, 8, 32 and ``epoch``; ``litnets`` — as shipped (``auto``).
 
+On a GPU (``trainer=gpu``) three rows are added (``gpu_competitors``): ``plain_graph``, the
+plain loop with its step captured in a CUDA graph by hand (the floor), ``litnets_graph``
+(``task.cuda_graph=true``) and ``litnets_compile`` (``compile=true``, torch.compile's
+alternative to the hand-made graph).
+
 The rows are interleaved and the whole round repeated (``repeats``), since these machines
 are noisy; each row reports its fastest and its median epoch (first epochs of a round,
 warm-up, apart) and its median whole run.
@@ -45,6 +50,7 @@ from litnets import build, training
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
 from litnets.quiet import quiet_lightning
+from litnets.tasks import graphs
 
 
 @dataclass
@@ -105,11 +111,13 @@ def _hand_written_loop(
     device: torch.device,
     *,
     training_statistics: bool,
+    graphed: bool = False,
 ) -> None:
     """The loop every tutorial writes: step, then evaluate once per epoch (and test at the end).
 
     ``training_statistics``: also sum the training loss and correct predictions on the
     device and read them once an epoch, as litnets does for ``train/loss`` and ``train/acc``.
+    ``graphed``: replay the step from a CUDA graph captured by hand (``_GraphedStep``).
     """
     L.seed_everything(cfg.seed, verbose=False)
     model = build.build_model(cfg, datamodule, "classification").to(device)
@@ -125,23 +133,29 @@ def _hand_written_loop(
                 total += len(y)
         return (correct / total).item()
 
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        output = model(x)
+        loss = F.cross_entropy(output, y)
+        if training_statistics:
+            loss_sum.add_(loss.detach() * len(y))
+            correct.add_((output.detach().argmax(1) == y).sum())
+        loss.backward()
+        optimizer.step()
+
+    train_step = _GraphedStep(step, optimizer, device) if graphed else step
     started = time.perf_counter()
     seconds = []
     for _ in range(epochs):
         epoch_start = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum.zero_()  # in place: a captured step keeps adding to these very tensors
+        correct.zero_()
         for x, y in train_batches():
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            output = model(x)
-            loss = F.cross_entropy(output, y)
-            if training_statistics:
-                loss_sum += loss.detach() * len(y)
-                correct += (output.detach().argmax(1) == y).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
         if training_statistics:  # one read an epoch, as litnets reads train/loss and train/acc
             torch.stack(
                 [loss_sum / timing.samples_per_epoch, correct / timing.samples_per_epoch]
@@ -151,6 +165,37 @@ def _hand_written_loop(
     if test_batches is not None:
         timing.test_acc = accuracy(test_batches())
     timing.add(seconds, time.perf_counter() - started)
+
+
+class _GraphedStep:
+    """A plain loop's step replayed from a CUDA graph: PyTorch's capture recipe, by hand.
+
+    Warm-up steps run eagerly on a side stream, the next full batch is captured, and every
+    full batch after it is copied into the static inputs and replayed; a short batch runs
+    eagerly. The same ``graphs.BACKEND`` as litnets' own graphs, so the two compare fairly.
+    """
+
+    def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], None],
+                 optimizer: torch.optim.Optimizer, device: torch.device) -> None:  # fmt: skip
+        graphs.make_capturable(optimizer, device)
+        self.step = step
+        self.warmed_up = 0
+        self.replay: Callable[[], None] | None = None
+        self.x = self.y = torch.empty(0)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.replay is None and self.warmed_up < graphs.WARMUP_STEPS:
+            self.warmed_up += 1
+            with graphs.BACKEND.side_stream():
+                return self.step(x, y)
+        if self.replay is None:
+            self.x, self.y = torch.empty_like(x), torch.empty_like(y)
+            self.replay = graphs.BACKEND.capture(lambda: self.step(self.x, self.y))
+        if x.shape != self.x.shape:
+            return self.step(x, y)
+        self.x.copy_(x)
+        self.y.copy_(y)
+        self.replay()
 
 
 def tutorial_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:
@@ -199,7 +244,9 @@ def _in_memory(cfg: DictConfig, device: torch.device) -> MNISTDataModule:
     return datamodule
 
 
-def plain_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:
+def plain_loop(
+    timing: Timing, cfg: DictConfig, epochs: int, device: torch.device, *, graphed: bool = False
+) -> None:
     """In-memory tensors on the device, one shuffled index vector per epoch."""
     datamodule = _in_memory(cfg, device)
     x_train, y_train = datamodule.splits["train"]
@@ -219,7 +266,7 @@ def plain_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.devic
     timing.samples_per_epoch = len(x_train)
     _hand_written_loop(
         timing, cfg, epochs, train_batches, lambda: in_order("val"), lambda: in_order("test"),
-        datamodule, device, training_statistics=True,
+        datamodule, device, training_statistics=True, graphed=graphed,
     )  # fmt: skip
 
 
@@ -283,7 +330,7 @@ class _EpochSeconds(L.Callback):
 
 def litnets_pipeline(
     timing: Timing, cfg: DictConfig, epochs: int, device: torch.device, *,
-    steps_per_execution: int | str,
+    steps_per_execution: int | str, settings: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """The real ``train`` function, each round in its own run dir under the benchmark's."""
     cfg = copy.deepcopy(cfg)
@@ -293,6 +340,7 @@ def litnets_pipeline(
         "pictures": False,
         "task.steps_per_execution": steps_per_execution,
         "paths.output_dir": str(output_dir),
+        **(settings or {}),
     }.items():
         OmegaConf.update(cfg, key, value)
     seconds = _EpochSeconds()
@@ -310,7 +358,16 @@ COMPETITORS: dict[str, Callable[[Timing, DictConfig, int, torch.device], None]] 
     "plain": plain_loop,
     "lightning": lightning_floor,
     **{name: partial(litnets_pipeline, steps_per_execution=k) for name, k in LITNETS_ROWS.items()},
+    "plain_graph": partial(plain_loop, graphed=True),
+    "litnets_graph": partial(
+        litnets_pipeline, steps_per_execution="auto", settings={"task.cuda_graph": True}
+    ),
+    "litnets_compile": partial(
+        litnets_pipeline, steps_per_execution="auto", settings={"compile": True}
+    ),
 }
+GRAPH_ROWS = ("plain_graph", "litnets_graph")
+"""Rows that capture CUDA graphs: a GPU's only."""
 
 
 def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
@@ -339,13 +396,20 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     also drive the start-up run."""
     device = _device(cfg)
     epochs, repeats = int(cfg.epochs), int(cfg.repeats)
-    unknown = [name for name in cfg.competitors if name not in COMPETITORS]
+    names = list(cfg.competitors)
+    if device.type == "cuda":
+        names += [name for name in cfg.get("gpu_competitors", []) if name not in names]
+    unknown = [name for name in names if name not in COMPETITORS]
     if unknown:
         raise ConfigError(
             f"unknown competitor(s) {', '.join(map(str, unknown))}: choose from "
             f"{', '.join(COMPETITORS)}"
         )
-    timings = {name: Timing(name) for name in cfg.competitors}
+    if device.type != graphs.BACKEND.device_type and (
+        graphed := [name for name in names if name in GRAPH_ROWS]
+    ):
+        raise ConfigError(f"{', '.join(graphed)} capture CUDA graphs: run with trainer=gpu")
+    timings = {name: Timing(name) for name in names}
     for round_ in range(1, repeats + 1):
         for name, timing in timings.items():
             print(f"litnets benchmark: round {round_}/{repeats}: {name} ({epochs} epochs on "
@@ -360,7 +424,7 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     if cfg.measure_startup:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        own = {"epochs", "repeats", "competitors", "measure_startup"}  # not train's keys
+        own = {"epochs", "repeats", "competitors", "gpu_competitors", "measure_startup"}
         parsed = OverridesParser.create().parse_overrides(overrides)
         train_overrides = [o.input_line for o in parsed if o.key_or_group not in own]
         bare, ours = startup_seconds(train_overrides, str(Path(cfg.paths.output_dir) / "startup"))

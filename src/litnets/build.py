@@ -119,6 +119,7 @@ def build_task(
         check_finite_every_n_steps=cfg.task.check_finite_every_n_steps,
         lean_step=cfg.task.get("lean_step", True),
         steps_per_execution=cfg.task.get("steps_per_execution", "auto"),
+        cuda_graph=cfg.task.get("cuda_graph", False),
         config=plain(cfg),
         **extra,
     )

@@ -99,6 +99,10 @@ def train(
         pieces = build_pieces(cfg)
         pieces.datamodule.check_available()
         if cfg.compile:
+            if cfg.task.get("cuda_graph"):
+                raise ConfigError(
+                    "compile=true and task.cuda_graph=true are alternatives: pick one"
+                )
             pieces.model.compile()
         check_optimized_metric(cfg, pieces.task)
         record = _new_record(cfg, pieces.kind)

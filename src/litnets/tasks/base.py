@@ -25,7 +25,7 @@ from torchmetrics import MaxMetric, MinMetric
 from litnets.data.base import Batches, Chunk, Chunked, InMemoryDataModule
 from litnets.errors import ConfigError, DivergenceError
 from litnets.models.base import Architecture
-from litnets.tasks import execution
+from litnets.tasks import execution, graphs
 from litnets.tasks.execution import StepsPerExecution
 from litnets.tasks.metrics import LossAccuracy
 
@@ -69,6 +69,7 @@ class Task(L.LightningModule):
         check_finite_every_n_steps: int = 50,
         lean_step: bool = True,
         steps_per_execution: StepsPerExecution = "auto",
+        cuda_graph: bool = False,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -87,6 +88,8 @@ class Task(L.LightningModule):
         self.check_finite_every_n_steps = check_finite_every_n_steps
         self.lean_step = lean_step
         self.steps_per_execution = execution.check_requested(steps_per_execution)
+        self.cuda_graph = cuda_graph
+        self._step_graph: graphs.StepGraph | None = None
         # Registered as attributes (``train_stats``, ``val_metrics``, ...) so they follow the
         # module across devices; ``train`` itself is taken by ``nn.Module.train``.
         for split in SPLITS:
@@ -132,6 +135,8 @@ class Task(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.automatic_optimization = not self._steps_lean()
+            if self.cuda_graph and (need := graphs.graph_need(self.trainer, self)):
+                raise ConfigError(f"task.cuda_graph=true needs {need}")
             chunk = execution.plan(self.steps_per_execution, self.trainer, self)
             if isinstance(self.trainer.datamodule, InMemoryDataModule):
                 self.trainer.datamodule.steps_per_chunk = chunk
@@ -154,13 +159,14 @@ class Task(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor] | Chunk, batch_idx: int) -> Tensor:
         if self.automatic_optimization:  # Lightning's closure calls the step hooks itself
             return self._train_step(batch, batch_idx)
+        step = self._step_graph.step if self._step_graph is not None else self._train_step
         with execution.step_hooks_only_for(self.trainer, self._step_hook_callbacks):
             if not isinstance(batch, Chunk):
-                return self._train_step(batch, batch_idx)
+                return step(batch, batch_idx)
             # K batches in one Lightning call (task.steps_per_execution), each an ordinary step.
             max_steps = self.trainer.max_steps
             for offset, one in enumerate(batch):
-                loss = self._train_step(one, batch.first_index + offset)
+                loss = step(one, batch.first_index + offset)
                 if 0 <= max_steps <= self.global_step:  # max_steps is exact mid-chunk too
                     break
             return loss
@@ -238,7 +244,7 @@ class Task(L.LightningModule):
         lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
         raise DivergenceError(
             f"loss became {value} at epoch {self.current_epoch}, step {step}"
-            f"{f' (learning rate {lr:g})' if lr is not None else ''}: lower optimizer.lr, "
+            f"{f' (learning rate {float(lr):g})' if lr is not None else ''}: lower optimizer.lr, "
             "add a scheduler, or check the data for NaN/inf values"
         )
 
@@ -283,6 +289,11 @@ class Task(L.LightningModule):
                 getattr(self.train_stats, name).copy_(value)
             self._mid_epoch = True
         self._resumed_train_stats = self._resumed_batches = None
+        if self.cuda_graph:  # after the checkpoint's optimizer state is loaded
+            self._step_graph = graphs.StepGraph(self)
+
+    def on_train_end(self) -> None:
+        self._step_graph = None  # the graph's memory goes with it
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started_at = time.perf_counter()

@@ -1,0 +1,196 @@
+"""``task.cuda_graph``: every full-size training step replayed from one CUDA graph.
+
+On a GPU the tutorials' models do tens of microseconds of work a step, while launching the
+step's few dozen kernels from Python costs hundreds. A CUDA graph records the step
+(forward, loss, backward, optimizer step) once and replays it with a single launch. A graph
+replays fixed memory, which decides the design:
+
+* each batch is copied into static input buffers; gathering it from the GPU-resident split
+  and augmenting it stay eager, before the copy, so batches are exactly the eager ones;
+* the optimizer runs in its capturable form (Adam/AdamW ``capturable=True``, SGD
+  ``fused=True``) with its learning rate as a device tensor, which schedulers write in
+  place, so step-interval schedules act inside the graph;
+* the first ``WARMUP_STEPS`` steps run eagerly on a side stream (optimizer state,
+  autograd's and cuBLAS' lazy set-up), as PyTorch's capture recipe asks;
+* the loss and outputs are copied out of the graph into static buffers; the epoch
+  statistics, step logging, NaN guard, step count and schedulers then run eagerly, in the
+  eager step's order;
+* a batch of another size (an epoch's short last batch) takes the eager step.
+
+BatchNorm's running statistics are updated inside the graph, in place, and dropout draws
+from the CUDA generator, whose graph-safe offsets replays advance as eager steps do.
+
+One GPU, 32-bit, lean steps: DDP's gradient all-reduce, the precision plugins and the
+callbacks' backward/optimizer hooks act on eager steps only, so runs that use them are
+refused in one line. The capture itself needs CUDA; ``BACKEND`` is the one place that
+touches ``torch.cuda``, which lets the tests drive everything else on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from torch import Tensor
+
+from litnets.errors import ConfigError
+from litnets.tasks import execution
+
+if TYPE_CHECKING:
+    from litnets.tasks.base import Task
+
+WARMUP_STEPS = 3
+CAPTURABLE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+
+class CudaGraphs:
+    """Capture and replay with ``torch.cuda``: the CUDA half of ``StepGraph``."""
+
+    device_type = "cuda"
+
+    @contextmanager
+    def side_stream(self) -> Iterator[None]:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            yield
+        torch.cuda.current_stream().wait_stream(stream)
+
+    def capture(self, step: Callable[[], None]) -> Callable[[], None]:
+        """Record ``step``'s kernels (nothing runs); the returned call replays them."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        return graph.replay
+
+
+BACKEND = CudaGraphs()
+
+
+def graph_need(trainer: L.Trainer, task: Task) -> str | None:
+    """What in this run rules out a captured step, if anything (checked when fitting starts)."""
+    device = trainer.strategy.root_device.type
+    if device != BACKEND.device_type:
+        return f"a CUDA GPU (trainer=gpu); this run trains on {device}"
+    if trainer.world_size > 1:
+        return "one device: DDP's gradient all-reduce is not captured (use trainer.devices=1)"
+    if need := execution.automatic_optimization_need(trainer, task):
+        return f"the lean optimizer step, which {need} rules out"
+    if str(trainer.precision) != "32-true":
+        return f"32-bit precision (trainer.precision={trainer.precision})"
+    hooked = [type(callback).__name__ for callback in execution.step_hook_callbacks(trainer)] + [
+        type(task).__name__
+    ] * any(is_overridden(hook, task, L.LightningModule) for hook in execution.STEP_HOOKS)
+    if hooked:
+        return f"no backward or optimizer-step hooks, which {', '.join(hooked)} override"
+    return None
+
+
+def optimizer_need(optimizer: torch.optim.Optimizer, schedulers: list) -> str | None:
+    """Whether the optimizer and schedulers can act inside a graph."""
+    if type(optimizer) not in CAPTURABLE:
+        return (
+            f"SGD, Adam or AdamW (their capturable forms); this run uses {type(optimizer).__name__}"
+        )
+    for config in schedulers:
+        if getattr(config.scheduler, "cycle_momentum", False):
+            return (
+                f"schedules that change only the learning rate: {type(config.scheduler).__name__} "
+                "also cycles momentum (set scheduler.cycle_momentum=false)"
+            )
+    return None
+
+
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Switch ``optimizer`` to its capturable form, the learning rate a tensor on ``device``.
+
+    Done after a checkpoint's optimizer state is loaded, so a resumed run is converted too.
+    """
+    for group in optimizer.param_groups:
+        lr = group["lr"]
+        group["lr"] = (lr if isinstance(lr, Tensor) else torch.tensor(float(lr))).to(device)
+        if isinstance(optimizer, torch.optim.SGD):
+            group["fused"], group["foreach"] = True, False
+        else:  # Adam, AdamW: capturable keeps the step count on the device
+            group["capturable"] = device.type == "cuda"
+    for state in optimizer.state.values():
+        if isinstance(state.get("step"), Tensor):
+            state["step"] = state["step"].to(device)
+
+
+def count_optimizer_step(trainer: L.Trainer) -> None:
+    """Tell Lightning a replayed step happened, as its wrapped optimizer ``step`` would.
+
+    Lightning internals (2.x): the manual-optimization loop's step progress, which is what
+    ``global_step`` counts; ``tests/test_graphs.py`` pins it.
+    """
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    progress.increment_ready()
+    progress.increment_completed()
+
+
+class StepGraph:
+    """The training step of ``task``: eager warm-up, one capture, then replays."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.lightning_optimizer = task.optimizers()
+        self.optimizer: torch.optim.Optimizer = self.lightning_optimizer.optimizer
+        if need := optimizer_need(self.optimizer, task.trainer.lr_scheduler_configs):
+            raise ConfigError(f"task.cuda_graph=true needs {need}")
+        make_capturable(self.optimizer, task.device)
+        self.warmed_up = 0
+        self.replay: Callable[[], None] | None = None
+        self.inputs: Tensor | None = None
+        self.targets: Tensor | None = None
+        self.loss: Tensor | None = None
+        self.output: Tensor | None = None
+
+    def step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, target = batch
+        if self.replay is None and self.warmed_up < WARMUP_STEPS:
+            self.warmed_up += 1
+            with BACKEND.side_stream():
+                return self.task._train_step(batch, batch_idx)
+        if self.replay is None:
+            self._capture(x, target)
+        if x.shape != self.inputs.shape or target.shape != self.targets.shape:
+            return self.task._train_step(batch, batch_idx)  # the short last batch
+        self.inputs.copy_(x)
+        self.targets.copy_(target)
+        self.replay()
+        task = self.task
+        task.train_stats.update(self.loss, self.output, target)
+        task._log_step(self.loss)
+        count_optimizer_step(task.trainer)
+        task._step_schedulers("step", batch_idx + 1)
+        return self.loss
+
+    def _capture(self, x: Tensor, target: Tensor) -> None:
+        self.inputs, self.targets = torch.empty_like(x), torch.empty_like(target)
+        self.replay = BACKEND.capture(self._recorded_step)
+
+    def _recorded_step(self) -> None:
+        """What the graph holds: forward, loss, backward, optimizer step, results copied out.
+
+        The result buffers are made while capturing (in the graph's own memory, which stays
+        with the graph), since running the model only to learn its output's shape would move
+        BatchNorm's statistics.
+        """
+        task = self.task
+        self.optimizer.zero_grad(set_to_none=True)  # backward then writes fresh gradients
+        output = task(self.inputs)
+        loss = task.loss_fn(output, task.prepare_target(output, self.targets))
+        loss.backward()
+        self.optimizer.step()
+        if self.output is None:
+            self.output, self.loss = (
+                torch.empty_like(output.detach()),
+                torch.empty_like(loss.detach()),
+            )
+        self.output.copy_(output.detach())
+        self.loss.copy_(loss.detach())
