@@ -35,8 +35,12 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     assert len({rows[name]["test_acc"] for name in benchmark.LITNETS_ROWS}) == 1
     runs = tmp_path.rglob("runs/litnets_k8-*/metrics.json")
     assert len(list(runs)) == 2  # each round in its own run dir
-    assert set(report["ratios"]) >= {"litnets_over_plain_epoch", "litnets_over_tutorial_run"}
-    assert report["startup"]["ratio"] > 0
+    assert set(report["ratios"]) >= {
+        "litnets_over_plain_epoch", "litnets_over_plain_epoch_by_round", "litnets_over_tutorial_run"
+    }  # fmt: skip
+    startup = report["startup"]
+    assert len(startup["ratios"]) == 2  # one pair a round
+    assert 0 < min(startup["ratios"]) <= startup["ratio"] <= max(startup["ratios"])
     assert "litnets_k32_over_plain_epoch" in result.stdout
 
 
@@ -76,3 +80,16 @@ def test_graph_rows_run_their_bookkeeping_on_the_cpu(tmp_path, tiny_data_dir, mo
     runs = report["runs"]
     assert runs["plain_graph"]["test_acc"] == pytest.approx(runs["plain"]["test_acc"], abs=0.05)
     assert runs["litnets_graph"]["test_acc"] == pytest.approx(runs["litnets"]["test_acc"], abs=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_benchmark_adds_the_graph_rows(tmp_path, tiny_data_dir) -> None:
+    overrides = [
+        f"paths.data_dir={tiny_data_dir}", "data.val_size=16", "data.batch_size=8", "epochs=2",
+        "repeats=1", "measure_startup=false", "competitors=[plain,litnets]", "trainer=gpu",
+    ]  # fmt: skip
+    check_ok(run_script("benchmark.py", *overrides, log_dir=tmp_path))
+    (report_file,) = tmp_path.rglob("benchmark.json")
+    runs = json.loads(report_file.read_text())["runs"]
+    assert list(runs) == ["plain", "litnets", "plain_graph", "litnets_graph", "litnets_compile"]
+    assert runs["plain_graph"]["test_acc"] == pytest.approx(runs["plain"]["test_acc"], abs=0.05)
