@@ -175,6 +175,14 @@ def test_a_graphed_run_resumes_exactly(tmp_path, tiny_data_dir, stand_in) -> Non
     assert resumed["test"] == straight["test"]
 
 
+def test_the_learning_rate_range_test_steps_eagerly(tmp_path, stand_in) -> None:
+    """Lightning's finder sets the rate step by step: its short probe is not captured."""
+    cfg = compose(["tune=lr_find", "tune.num_training=20", "task.cuda_graph=true",
+                   "pictures=false", "logger=none"], output_dir=str(tmp_path))  # fmt: skip
+    found = training.train(cfg)["lr_find"]
+    assert stand_in.captures == 0 and len(found["lrs"]) == 20
+
+
 # ---- on a GPU ----------------------------------------------------------------------------------
 
 

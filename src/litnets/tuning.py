@@ -30,10 +30,13 @@ def find_learning_rate(cfg: DictConfig, command: str) -> dict[str, Any]:
     tune = cfg.tune
     run_dir = Path(cfg.paths.output_dir)
     record = RunRecord(run_dir, task="lr_find", seed=cfg.seed)
-    pieces = build_pieces(cfg)
+    # A short probe whose learning rate Lightning's finder sets step by step: eager steps.
+    finder_cfg = OmegaConf.merge(
+        cfg, {"trainer": {"max_epochs": int(tune.num_training)}, "task": {"cuda_graph": False}}
+    )
+    pieces = build_pieces(finder_cfg)
     pieces.datamodule.check_available()
     loggers = build_loggers(cfg)
-    finder_cfg = OmegaConf.merge(cfg, {"trainer": {"max_epochs": int(tune.num_training)}})
     trainer = build_trainer(finder_cfg, [], loggers)
     found = Tuner(trainer).lr_find(
         pieces.task,

@@ -28,6 +28,7 @@ touches ``torch.cuda``, which lets the tests drive everything else on a CPU.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -155,11 +156,11 @@ class StepGraph:
         if self.replay is None and self.warmed_up < WARMUP_STEPS:
             self.warmed_up += 1
             with BACKEND.side_stream():
-                return self.task._train_step(batch, batch_idx)
+                return self._eager_step(batch, batch_idx)
         if self.replay is None:
             self._capture(x, target)
         if x.shape != self.inputs.shape or target.shape != self.targets.shape:
-            return self.task._train_step(batch, batch_idx)  # the short last batch
+            return self._eager_step(batch, batch_idx)  # the short last batch
         self.inputs.copy_(x)
         self.targets.copy_(target)
         self.replay()
@@ -169,6 +170,11 @@ class StepGraph:
         count_optimizer_step(task.trainer)
         task._step_schedulers("step", batch_idx + 1)
         return self.loss
+
+    def _eager_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        with warnings.catch_warnings():  # "capturable=True ... without graph capture": meant
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            return self.task._train_step(batch, batch_idx)
 
     def _capture(self, x: Tensor, target: Tensor) -> None:
         self.inputs, self.targets = torch.empty_like(x), torch.empty_like(target)
