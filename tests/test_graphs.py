@@ -103,6 +103,22 @@ def test_what_a_graph_cannot_hold_is_refused(
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_step_that_cannot_be_captured_is_one_line(
+    tmp_path, tiny_data_dir, stand_in, monkeypatch
+) -> None:
+    def refuse(step: Callable[[], None]) -> Callable[[], None]:
+        raise RuntimeError("operation not permitted when stream is capturing\nCUDA details")
+
+    monkeypatch.setattr(stand_in, "capture", refuse)
+    cfg = compose(tiny_mnist(tiny_data_dir, "task.cuda_graph=true"), output_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        training.train(cfg)
+    assert str(err.value) == (
+        "task.cuda_graph=true: this model's training step cannot be captured in a CUDA graph "
+        "(operation not permitted when stream is capturing); set task.cuda_graph=false"
+    )
+
+
 def test_the_optimizer_is_made_capturable_in_place() -> None:
     weight = torch.nn.Parameter(torch.ones(3))
     sgd = torch.optim.SGD([weight], lr=0.1, momentum=0.5)

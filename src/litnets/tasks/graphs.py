@@ -178,7 +178,14 @@ class StepGraph:
 
     def _capture(self, x: Tensor, target: Tensor) -> None:
         self.inputs, self.targets = torch.empty_like(x), torch.empty_like(target)
-        self.replay = BACKEND.capture(self._recorded_step)
+        try:
+            self.replay = BACKEND.capture(self._recorded_step)
+        except RuntimeError as err:  # e.g. a model that reads a value back to the host
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"task.cuda_graph=true: this model's training step cannot be captured in a "
+                f"CUDA graph ({reason}); set task.cuda_graph=false"
+            ) from err
 
     def _recorded_step(self) -> None:
         """What the graph holds: forward, loss, backward, optimizer step, results copied out.
