@@ -202,15 +202,30 @@ def test_the_learning_rate_range_test_steps_eagerly(tmp_path, stand_in) -> None:
 # ---- on a GPU ----------------------------------------------------------------------------------
 
 
+class CudaRandomState(L.Callback):
+    """The CUDA generator's state when training ends: dropout's draws so far."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.state = torch.cuda.get_rng_state()
+
+
 @CUDA
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_cuda_graph_trains_like_the_eager_step(tmp_path, tiny_data_dir, optimizer) -> None:
-    """The real capture: same steps, close weights and BatchNorm statistics, close accuracy."""
+    """The real capture: same steps, the CUDA generator advanced as by eager steps, close
+    weights and BatchNorm statistics, close accuracy."""
     common = graphed(tiny_data_dir, "trainer=gpu", f"optimizer={optimizer}")
-    eager, _ = fit(tmp_path, "eager", common)
-    replayed, _ = fit(tmp_path, "graph", [*common, "task.cuda_graph=true"])
+    states = {"eager": CudaRandomState(), "graph": CudaRandomState()}
+    eager = training.train(
+        compose(common, output_dir=str(tmp_path / "eager")), extra_callbacks=[states["eager"]]
+    )
+    replayed = training.train(
+        compose([*common, "task.cuda_graph=true"], output_dir=str(tmp_path / "graph")),
+        extra_callbacks=[states["graph"]],
+    )
     assert replayed["global_steps"] == eager["global_steps"]
+    assert torch.equal(states["graph"].state, states["eager"].state)
     wa, wb = weights(tmp_path / "eager"), weights(tmp_path / "graph")
-    for name in wa:
-        torch.testing.assert_close(wb[name].float(), wa[name].float(), rtol=1e-3, atol=1e-4)
+    for name in wa:  # capturable/fused optimizer kernels round differently from eager ones
+        torch.testing.assert_close(wb[name].float(), wa[name].float(), rtol=1e-2, atol=1e-3)
     assert replayed["test"]["test/acc"] == pytest.approx(eager["test"]["test/acc"], abs=0.05)
