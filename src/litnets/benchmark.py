@@ -17,9 +17,10 @@ process, and evaluate once per epoch:
   ``task.steps_per_execution`` 1, 8, 32 and ``epoch``; ``litnets`` — as shipped (``auto``).
 
 On a GPU (``trainer=gpu``) three rows are added (``gpu_competitors``): ``plain_graph``, the
-plain loop with its step captured in a CUDA graph by hand (the floor), ``litnets_graph``
+plain loop with its step captured in a CUDA graph (the floor: the recipe of
+``task.cuda_graph`` without a Lightning module around it), ``litnets_graph``
 (``task.cuda_graph=true``) and ``litnets_compile`` (``compile=true``, torch.compile's
-alternative to the hand-made graph).
+alternative to a captured graph).
 
 The rows are interleaved and the whole round repeated (``repeats``), since these machines
 are noisy; each row reports its fastest and its median epoch (first epochs of a round,
@@ -121,7 +122,7 @@ def _hand_written_loop(
 
     ``training_statistics``: also sum the training loss and correct predictions on the
     device and read them once an epoch, as litnets does for ``train/loss`` and ``train/acc``.
-    ``graphed``: replay the step from a CUDA graph captured by hand (``_GraphedStep``).
+    ``graphed``: replay the step from a CUDA graph (``graphs.GraphedStep``, no task around it).
     """
     L.seed_everything(cfg.seed, verbose=False)
     model = build.build_model(cfg, datamodule, "classification").to(device)
@@ -150,7 +151,14 @@ def _hand_written_loop(
         loss.backward()
         optimizer.step()
 
-    train_step = _GraphedStep(step, optimizer, device) if graphed else step
+    if graphed:  # the same capture recipe as task.cuda_graph, around the plain step
+        graphs.make_capturable(optimizer, device)
+        graphed_step = graphs.GraphedStep(step)
+
+        def train_step(x: torch.Tensor, y: torch.Tensor) -> None:
+            graphed_step(x, y, lambda: step(x, y))
+    else:
+        train_step = step
     started = time.perf_counter()
     seconds = []
     for _ in range(epochs):
@@ -169,37 +177,6 @@ def _hand_written_loop(
     if test_batches is not None:
         timing.test_acc = accuracy(test_batches())
     timing.add(seconds, time.perf_counter() - started)
-
-
-class _GraphedStep:
-    """A plain loop's step replayed from a CUDA graph: PyTorch's capture recipe, by hand.
-
-    Warm-up steps run eagerly on a side stream, the next full batch is captured, and every
-    full batch after it is copied into the static inputs and replayed; a short batch runs
-    eagerly. The same ``graphs.BACKEND`` as litnets' own graphs, so the two compare fairly.
-    """
-
-    def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], None],
-                 optimizer: torch.optim.Optimizer, device: torch.device) -> None:  # fmt: skip
-        graphs.make_capturable(optimizer, device)
-        self.step = step
-        self.warmed_up = 0
-        self.replay: Callable[[], None] | None = None
-        self.x = self.y = torch.empty(0)
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.replay is None and self.warmed_up < graphs.WARMUP_STEPS:
-            self.warmed_up += 1
-            with graphs.BACKEND.side_stream():
-                return self.step(x, y)
-        if self.replay is None:
-            self.x, self.y = torch.empty_like(x), torch.empty_like(y)
-            self.replay = graphs.BACKEND.capture(lambda: self.step(self.x, self.y))
-        if x.shape != self.x.shape:
-            return self.step(x, y)
-        self.x.copy_(x)
-        self.y.copy_(y)
-        self.replay()
 
 
 def tutorial_loop(timing: Timing, cfg: DictConfig, epochs: int, device: torch.device) -> None:

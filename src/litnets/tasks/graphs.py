@@ -31,7 +31,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import lightning as L
 import torch
@@ -134,36 +134,74 @@ def count_optimizer_step(trainer: L.Trainer) -> None:
     progress.increment_completed()
 
 
+class CaptureError(RuntimeError):
+    """CUDA refused to capture a step (it read a value back to the host, ...)."""
+
+
+T = TypeVar("T")
+
+
+class GraphedStep:
+    """``step(inputs, targets)`` as PyTorch's capture recipe runs it, for any training loop.
+
+    The first ``WARMUP_STEPS`` batches take the caller's eager step on a side stream; the
+    next batch is captured (``step`` on static input buffers of its shape) and it and every
+    later batch of that shape are copied into the buffers and replayed; a batch of another
+    shape (an epoch's short last one) takes the eager step.
+    """
+
+    def __init__(self, step: Callable[[Tensor, Tensor], None]) -> None:
+        self.step = step
+        self.warmed_up = 0
+        self.replay: Callable[[], None] | None = None
+        self.inputs = self.targets = torch.empty(0)
+
+    def __call__(self, x: Tensor, y: Tensor, eager: Callable[[], T]) -> T | None:
+        """``eager()``'s result, or ``None`` when the batch was replayed."""
+        if self.replay is None and self.warmed_up < WARMUP_STEPS:
+            self.warmed_up += 1
+            with BACKEND.side_stream():
+                return eager()
+        if self.replay is None:
+            self.inputs, self.targets = torch.empty_like(x), torch.empty_like(y)
+            try:
+                self.replay = BACKEND.capture(lambda: self.step(self.inputs, self.targets))
+            except RuntimeError as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise CaptureError(first or type(err).__name__) from err
+        if x.shape != self.inputs.shape or y.shape != self.targets.shape:
+            return eager()
+        self.inputs.copy_(x)
+        self.targets.copy_(y)
+        self.replay()
+        return None
+
+
 class StepGraph:
-    """The training step of ``task``: eager warm-up, one capture, then replays."""
+    """The training step of ``task`` through a ``GraphedStep``, with the eager step's
+    bookkeeping after each replay."""
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self.lightning_optimizer = task.optimizers()
-        self.optimizer: torch.optim.Optimizer = self.lightning_optimizer.optimizer
+        self.optimizer: torch.optim.Optimizer = task.optimizers().optimizer
         if need := optimizer_need(self.optimizer, task.trainer.lr_scheduler_configs):
             raise ConfigError(f"task.cuda_graph=true needs {need}")
         make_capturable(self.optimizer, task.device)
-        self.warmed_up = 0
-        self.replay: Callable[[], None] | None = None
-        self.inputs: Tensor | None = None
-        self.targets: Tensor | None = None
+        self.graphed = GraphedStep(self._recorded_step)
         self.loss: Tensor | None = None
         self.output: Tensor | None = None
 
     def step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
-        if self.replay is None and self.warmed_up < WARMUP_STEPS:
-            self.warmed_up += 1
-            with BACKEND.side_stream():
-                return self._eager_step(batch, batch_idx)
-        if self.replay is None:
-            self._capture(x, target)
-        if x.shape != self.inputs.shape or target.shape != self.targets.shape:
-            return self._eager_step(batch, batch_idx)  # the short last batch
-        self.inputs.copy_(x)
-        self.targets.copy_(target)
-        self.replay()
+        try:
+            loss = self.graphed(x, target, lambda: self._eager_step(batch, batch_idx))
+        except CaptureError as err:  # e.g. a model that reads a value back to the host
+            raise ConfigError(
+                f"task.cuda_graph=true: this model's training step cannot be captured in a "
+                f"CUDA graph ({err}); set task.cuda_graph=false"
+            ) from err
+        if loss is not None:  # an eager step: warm-up, or the short last batch
+            return loss
         task = self.task
         task.train_stats.update(self.loss, self.output, target)
         task._log_step(self.loss)
@@ -176,18 +214,7 @@ class StepGraph:
             warnings.filterwarnings("ignore", message=".*capturable=True.*")
             return self.task._train_step(batch, batch_idx)
 
-    def _capture(self, x: Tensor, target: Tensor) -> None:
-        self.inputs, self.targets = torch.empty_like(x), torch.empty_like(target)
-        try:
-            self.replay = BACKEND.capture(self._recorded_step)
-        except RuntimeError as err:  # e.g. a model that reads a value back to the host
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(
-                f"task.cuda_graph=true: this model's training step cannot be captured in a "
-                f"CUDA graph ({reason}); set task.cuda_graph=false"
-            ) from err
-
-    def _recorded_step(self) -> None:
+    def _recorded_step(self, inputs: Tensor, targets: Tensor) -> None:
         """What the graph holds: forward, loss, backward, optimizer step, results copied out.
 
         The result buffers are made while capturing (in the graph's own memory, which stays
@@ -196,8 +223,8 @@ class StepGraph:
         """
         task = self.task
         self.optimizer.zero_grad(set_to_none=True)  # backward then writes fresh gradients
-        output = task(self.inputs)
-        loss = task.loss_fn(output, task.prepare_target(output, self.targets))
+        output = task(inputs)
+        loss = task.loss_fn(output, task.prepare_target(output, targets))
         loss.backward()
         self.optimizer.step()
         if self.output is None:
