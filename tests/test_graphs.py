@@ -165,6 +165,11 @@ def test_replayed_steps_train_like_eager_steps(tmp_path, tiny_data_dir, stand_in
     losses_a = [float(r["train/loss_step"]) for r in rows_a if "train/loss_step" in r]
     losses_b = [float(r["train/loss_step"]) for r in rows_b if "train/loss_step" in r]
     assert losses_b == pytest.approx(losses_a, rel=1e-4)
+    # the epoch statistics, summed inside the graph and merged at each epoch's end
+    epochs_a = [(float(r["train/loss"]), float(r["train/acc"])) for r in rows_a if "train/acc" in r]
+    epochs_b = [(float(r["train/loss"]), float(r["train/acc"])) for r in rows_b if "train/acc" in r]
+    assert len(epochs_b) == epochs and [acc for _, acc in epochs_b] == [acc for _, acc in epochs_a]
+    assert [loss for loss, _ in epochs_b] == pytest.approx([loss for loss, _ in epochs_a], rel=1e-4)
     assert replayed["test"]["test/acc"] == pytest.approx(eager["test"]["test/acc"], abs=0.03)
 
 
@@ -189,6 +194,38 @@ def test_a_graphed_run_resumes_exactly(tmp_path, tiny_data_dir, stand_in) -> Non
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (resumed["global_steps"], resumed["epochs"]) == (straight["global_steps"], 4)
     assert resumed["test"] == straight["test"]
+
+
+class SaveMidEpoch(L.Callback):
+    """Saves a checkpoint after batch 5 of epoch 1, as a pre-empted run would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (1, 5):
+            trainer.save_checkpoint(self.path)
+
+
+def test_a_mid_epoch_checkpoint_holds_the_replayed_steps_statistics(
+    tmp_path, tiny_data_dir, stand_in
+) -> None:
+    """The graph's statistics are merged into the task's before a checkpoint takes them."""
+    saved = {}
+    for name, extra in {"eager": [], "graph": ["task.cuda_graph=true"]}.items():
+        saved[name] = tmp_path / f"{name}.ckpt"
+        cfg = compose(graphed(tiny_data_dir, *extra), output_dir=str(tmp_path / name))
+        training.train(cfg, extra_callbacks=[SaveMidEpoch(saved[name])])
+    assert stand_in.replays > 0
+    stats = {
+        name: torch.load(path, weights_only=False)["litnets_train_stats"]
+        for name, path in saved.items()
+    }
+    assert stats["graph"]["count"].item() == stats["eager"]["count"].item() == 6 * 8
+    assert stats["graph"]["correct"].item() == stats["eager"]["correct"].item()
+    torch.testing.assert_close(
+        stats["graph"]["loss_sum"], stats["eager"]["loss_sum"], rtol=1e-4, atol=0
+    )
 
 
 def test_the_learning_rate_range_test_steps_eagerly(tmp_path, stand_in) -> None:

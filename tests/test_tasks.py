@@ -30,6 +30,29 @@ def test_loss_accuracy_matches_a_direct_computation() -> None:
     assert result["loss"].item() == pytest.approx(F.cross_entropy(out, target).item(), rel=1e-5)
 
 
+def test_sums_kept_elsewhere_merge_as_an_update(recwarn) -> None:
+    """A CUDA graph adds batches into tensors of its own (``accumulate``) and merges them in
+    (``merge_state``): the epoch's result is the one ``update`` gives, with no warning that
+    ``compute`` came before any update, and no value cached from before the merge."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(n, 4), torch.randint(0, 4, (n,))) for n in (7, 5, 9)]
+    direct, merged = LossAccuracy(), LossAccuracy()
+    sums = {name: torch.zeros_like(value) for name, value in merged.metric_state.items()}
+    for out, target in batches:
+        direct.update(F.cross_entropy(out, target), out, target)
+        merged.accumulate(sums, F.cross_entropy(out, target), out, target)
+    assert merged.count.item() == 0  # nothing reached the metric itself yet
+    merged.merge_state(sums)
+    expected = direct.compute()
+    assert {k: v.item() for k, v in merged.compute().items()} == pytest.approx(
+        {k: v.item() for k, v in expected.items()}
+    )
+    sums["count"].zero_()  # the graph's tensors are not the metric's
+    merged.merge_state({name: torch.ones_like(value) for name, value in sums.items()})
+    assert merged.compute()["acc"].item() != pytest.approx(expected["acc"].item())  # not cached
+    assert not [w for w in recwarn if "before the ``update``" in str(w.message)]
+
+
 @pytest.mark.parametrize("loss", ["mse", "l1", "huber", "smooth_l1"])
 def test_every_regression_loss(loss) -> None:
     task = RegressionTask(

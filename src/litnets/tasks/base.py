@@ -301,6 +301,8 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._mid_epoch = False
+        if self._step_graph is not None:  # the replayed steps' statistics
+            self._step_graph.flush()
         values = self._epoch_values("train")
         self._publish(values, "train")
         loss = values["train/loss"].item()  # waits for the device: the epoch is really over
@@ -340,6 +342,8 @@ class Task(L.LightningModule):
         if torch.cuda.is_available():
             checkpoint["litnets_rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self._mid_epoch:  # Lightning resumes this epoch: its statistics go on
+            if self._step_graph is not None:
+                self._step_graph.flush()
             checkpoint["litnets_train_stats"] = {
                 name: value.detach().cpu().clone()
                 for name, value in self.train_stats.metric_state.items()

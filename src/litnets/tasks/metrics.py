@@ -7,6 +7,8 @@ torchmetrics do what it is good at: resetting, and summing across DDP ranks at e
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -26,12 +28,29 @@ class LossAccuracy(Metric):
         self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, loss: Tensor, output: Tensor, target: Tensor) -> None:
+        self.accumulate(self.metric_state, loss, output, target)
+
+    def accumulate(
+        self, sums: dict[str, Tensor], loss: Tensor, output: Tensor, target: Tensor
+    ) -> None:
+        """Add one batch to ``sums`` in place: this metric's own state, or tensors shaped like
+        it that live elsewhere (a CUDA graph's, merged in with ``merge_state``)."""
         n = target.shape[0]
         # In place: no autograd, and no nn.Module attribute assignment per call.
-        self.loss_sum.add_(loss.detach(), alpha=n)
-        self.count.add_(n)
+        sums["loss_sum"].add_(loss.detach(), alpha=n)
+        sums["count"].add_(n)
         if self.accuracy:
-            self.correct.add_((output.detach().argmax(dim=1) == target).sum())
+            sums["correct"].add_((output.detach().argmax(dim=1) == target).sum())
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' merge of summed state, counted as an update.
+
+        torchmetrics counts only ``update`` calls (``compute`` warns when there were none)
+        and caches ``compute``'s value until the next one; merged sums are batches too.
+        """
+        super().merge_state(incoming_state)
+        self._update_count += 1
+        self._computed = None
 
     def compute(self) -> dict[str, Tensor]:
         count = self.count.clamp(min=1)
