@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import check_ok, read_metrics, run_dirs, run_script
+from litnets.quiet import SRUN_HINT, quiet_lightning
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -175,3 +177,20 @@ def test_progress_bar_shows_the_loss_the_task_already_read(tmp_path) -> None:
     assert isinstance(peek.read, float)
     assert peek.shown["loss"] == f"{peek.read:.4g}"
     assert "v_num" not in peek.shown
+
+
+@pytest.mark.parametrize("in_allocation", [False, True])
+def test_lightnings_srun_hint_is_shown_only_inside_a_slurm_allocation(
+    monkeypatch, in_allocation
+) -> None:
+    """Where no job runs, srun's presence means nothing; inside a job, forgetting it hangs."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    if in_allocation:
+        monkeypatch.setenv("SLURM_JOB_ID", "42")
+    message = f"{SRUN_HINT}. HINT: prepend your python command with `srun`"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_lightning():
+            warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn(message, UserWarning, stacklevel=1)  # outside a run: the caller's filters
+    assert len(caught) == 1 + in_allocation

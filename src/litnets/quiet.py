@@ -8,6 +8,7 @@ which restores the filters when it ends.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,11 @@ IGNORED_WARNINGS = (
     "You requested to overfit but enabled .* dataloader shuffling",
 )
 
+SRUN_HINT = "The `srun` command is available on your system but is not used"
+"""Lightning's hint, given wherever srun is installed: it matters inside a SLURM allocation
+(an sbatch script that forgot srun hangs), and is noise everywhere else (a login node, a
+workstation with SLURM's client), where Lightning also gives it twice per run."""
+
 _TIPS_LOGGER = "lightning.pytorch.utilities.rank_zero"
 
 
@@ -43,6 +49,8 @@ def quiet_lightning() -> Iterator[None]:
     with warnings.catch_warnings():
         for message in IGNORED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
+        if "SLURM_JOB_ID" not in os.environ:
+            warnings.filterwarnings("ignore", message=SRUN_HINT)
         try:
             yield
         finally:
