@@ -34,17 +34,26 @@ class EagerStandIn:
     device_type = "cpu"
 
     def __init__(self) -> None:
-        self.captures = self.replays = 0
+        self.replayed: list[int] = []  # replays of each captured graph, in capture order
+
+    @property
+    def captures(self) -> int:
+        return len(self.replayed)
+
+    @property
+    def replays(self) -> int:
+        return sum(self.replayed)
 
     @contextmanager
     def side_stream(self) -> Iterator[None]:
         yield
 
     def capture(self, step: Callable[[], None]) -> Callable[[], None]:
-        self.captures += 1
+        graph = len(self.replayed)
+        self.replayed.append(0)
 
         def replay() -> None:
-            self.replays += 1
+            self.replayed[graph] += 1
             step()
 
         return replay
@@ -147,10 +156,12 @@ def test_replayed_steps_train_like_eager_steps(tmp_path, tiny_data_dir, stand_in
     common = graphed(tiny_data_dir, f"task.steps_per_execution={steps}")
     eager, _ = fit(tmp_path, "eager", common)
     replayed, seen = fit(tmp_path, "graph", [*common, "task.cuda_graph=true"])
-    assert stand_in.captures == 1
     epochs, batches = 4, 11
-    # 3 warm-up steps, then every full batch is replayed; 4 short batches stay eager.
-    assert stand_in.replays == epochs * (batches - 1) - graphs.WARMUP_STEPS
+    if steps == "1":  # 3 warm-up steps, then every full batch is replayed; 4 short ones eager
+        assert stand_in.replayed == [epochs * (batches - 1) - graphs.WARMUP_STEPS]
+    else:  # chunks of 4 full batches through the chunk graph (the 2nd on), the rest step by step
+        chunk_replays = 1 + (epochs - 1) * 2
+        assert stand_in.replayed == [1 + epochs * 2, chunk_replays]
     assert seen.global_step == replayed["global_steps"] == eager["global_steps"] == 44
     wa, wb = weights(tmp_path / "eager"), weights(tmp_path / "graph")
     for name in wa:
@@ -181,6 +192,27 @@ def test_max_steps_stops_at_a_replayed_step(tmp_path, tiny_data_dir, stand_in) -
     assert stand_in.replays == 17 - graphs.WARMUP_STEPS - 1  # epoch 0's short batch: eager
 
 
+def test_a_chunk_that_would_pass_max_steps_goes_step_by_step(
+    tmp_path, tiny_data_dir, stand_in
+) -> None:
+    """Steps 16-19 would be one chunk graph replay; max_steps=18 stops inside it."""
+    extra = ["task.cuda_graph=true", "task.steps_per_execution=4", "trainer.max_steps=18"]
+    summary, seen = fit(tmp_path, "r", graphed(tiny_data_dir, *extra))
+    assert seen.global_step == summary["global_steps"] == 18
+    # step graph: epoch 0's 4th, 9th and 10th steps, then steps 16-18; chunk graph: 5-8, 12-15
+    assert stand_in.replayed == [6, 2]
+
+
+def test_a_schedule_stepped_per_batch_keeps_one_graph_per_step(
+    tmp_path, tiny_data_dir, stand_in
+) -> None:
+    """A chunk graph would hold one learning rate for its K steps: no chunk graph then."""
+    extra = ["task.cuda_graph=true", "task.steps_per_execution=4", "scheduler.interval=step"]
+    summary, _ = fit(tmp_path, "r", graphed(tiny_data_dir, *extra))
+    assert summary["global_steps"] == 44
+    assert stand_in.replayed == [44 - graphs.WARMUP_STEPS - 4]
+
+
 def test_a_graphed_run_resumes_exactly(tmp_path, tiny_data_dir, stand_in) -> None:
     """Stopped after epoch 2 and resumed (warm-up and capture again), it ends as the run
     that went straight through: the optimizer is converted again after its state loads."""
@@ -189,7 +221,7 @@ def test_a_graphed_run_resumes_exactly(tmp_path, tiny_data_dir, stand_in) -> Non
     fit(tmp_path, "parts", [*common, "trainer.max_epochs=2"])
     resume = compose([f"resume={tmp_path / 'parts'}"], output_dir=str(tmp_path / "unused"))
     resumed = training.train(resume, overrides=["trainer.max_epochs=4"])
-    assert stand_in.captures == 3  # straight, first part, resumed part
+    assert stand_in.captures == 6  # step and chunk graphs: straight, first part, resumed part
     wa, wb = weights(tmp_path / "straight"), weights(tmp_path / "parts")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (resumed["global_steps"], resumed["epochs"]) == (straight["global_steps"], 4)
@@ -247,11 +279,14 @@ class CudaRandomState(L.Callback):
 
 
 @CUDA
+@pytest.mark.parametrize("steps", ["1", "4"])  # 4: chunks of 4 steps in one graph as well
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_cuda_graph_trains_like_the_eager_step(tmp_path, tiny_data_dir, optimizer) -> None:
+def test_cuda_graph_trains_like_the_eager_step(tmp_path, tiny_data_dir, optimizer, steps) -> None:
     """The real capture: same steps, the CUDA generator advanced as by eager steps, close
     weights and BatchNorm statistics, close accuracy."""
-    common = graphed(tiny_data_dir, "trainer=gpu", f"optimizer={optimizer}")
+    common = graphed(
+        tiny_data_dir, "trainer=gpu", f"optimizer={optimizer}", f"task.steps_per_execution={steps}"
+    )
     states = {"eager": CudaRandomState(), "graph": CudaRandomState()}
     eager = training.train(
         compose(common, output_dir=str(tmp_path / "eager")), extra_callbacks=[states["eager"]]

@@ -163,6 +163,8 @@ class Task(L.LightningModule):
         with execution.step_hooks_only_for(self.trainer, self._step_hook_callbacks):
             if not isinstance(batch, Chunk):
                 return step(batch, batch_idx)
+            if self._step_graph is not None and (loss := self._step_graph.chunk(batch)) is not None:
+                return loss
             # K batches in one Lightning call (task.steps_per_execution), each an ordinary step.
             max_steps = self.trainer.max_steps
             for offset, one in enumerate(batch):

@@ -1,4 +1,4 @@
-"""``task.cuda_graph``: every full-size training step replayed from one CUDA graph.
+"""``task.cuda_graph``: full-size training steps replayed from CUDA graphs.
 
 On a GPU the tutorials' models do tens of microseconds of work a step, while launching the
 step's few dozen kernels from Python costs hundreds. A CUDA graph records the step
@@ -18,7 +18,11 @@ replays fixed memory, which decides the design:
   each a kernel launch;
 * the loss is copied out of the graph into a static buffer; step logging, the NaN guard,
   the step count and schedulers then run eagerly, in the eager step's order;
-* a batch of another size (an epoch's short last batch) takes the eager step.
+* a batch of another size (an epoch's short last batch) takes the eager step;
+* a chunk of K full batches (``task.steps_per_execution``) is replayed from a second graph
+  that holds all K steps, one launch for K steps, when nothing has to run between them: no
+  schedule stepped per batch, and ``max_steps`` not inside the chunk. Its steps are then
+  logged and counted in order. Other chunks (the epoch's last, shorter one) go step by step.
 
 BatchNorm's running statistics are updated inside the graph, in place, and dropout draws
 from the CUDA generator, whose graph-safe offsets replays advance as eager steps do.
@@ -34,7 +38,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import lightning as L
 import torch
@@ -45,6 +49,7 @@ from litnets.errors import ConfigError
 from litnets.tasks import execution
 
 if TYPE_CHECKING:
+    from litnets.data.base import Chunk
     from litnets.tasks.base import Task
 
 WARMUP_STEPS = 3
@@ -147,21 +152,22 @@ T = TypeVar("T")
 class GraphedStep:
     """``step(inputs, targets)`` as PyTorch's capture recipe runs it, for any training loop.
 
-    The first ``WARMUP_STEPS`` batches take the caller's eager step on a side stream; the
+    The first ``warmup`` batches take the caller's eager step on a side stream; the
     next batch is captured (``step`` on static input buffers of its shape) and it and every
     later batch of that shape are copied into the buffers and replayed; a batch of another
     shape (an epoch's short last one) takes the eager step.
     """
 
-    def __init__(self, step: Callable[[Tensor, Tensor], None]) -> None:
+    def __init__(self, step: Callable[[Tensor, Tensor], None], warmup: int = WARMUP_STEPS) -> None:
         self.step = step
+        self.warmup = warmup
         self.warmed_up = 0
         self.replay: Callable[[], None] | None = None
         self.inputs = self.targets = torch.empty(0)
 
     def __call__(self, x: Tensor, y: Tensor, eager: Callable[[], T]) -> T | None:
         """``eager()``'s result, or ``None`` when the batch was replayed."""
-        if self.replay is None and self.warmed_up < WARMUP_STEPS:
+        if self.replay is None and self.warmed_up < self.warmup:
             self.warmed_up += 1
             with BACKEND.side_stream():
                 return eager()
@@ -182,7 +188,8 @@ class GraphedStep:
 
 class StepGraph:
     """The training step of ``task`` through a ``GraphedStep``, with the eager step's
-    bookkeeping after each replay."""
+    bookkeeping after each replay; a whole chunk of full batches (``steps_per_execution``)
+    through one graph of its K steps, when nothing has to happen between them."""
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -194,16 +201,16 @@ class StepGraph:
         self.loss: Tensor | None = None
         stats = task.train_stats.metric_state
         self.sums = {name: torch.zeros_like(value) for name, value in stats.items()}
+        # A chunk graph holds no scheduler step: schedules stepped per batch rule it out.
+        # The step graph's warm-up does what a warm-up must, so it is captured at once.
+        per_batch = any(c.interval == "step" for c in task.trainer.lr_scheduler_configs)
+        self.chunk_graph = None if per_batch else GraphedStep(self._recorded_chunk, warmup=0)
+        self.chunk_size = 0
+        self.losses: Tensor | None = None
 
     def step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
-        try:
-            loss = self.graphed(x, target, lambda: self._eager_step(batch, batch_idx))
-        except CaptureError as err:  # e.g. a model that reads a value back to the host
-            raise ConfigError(
-                f"task.cuda_graph=true: this model's training step cannot be captured in a "
-                f"CUDA graph ({err}); set task.cuda_graph=false"
-            ) from err
+        loss = self._graphed(self.graphed, x, target, lambda: self._eager_step(batch, batch_idx))
         if loss is not None:  # an eager step: warm-up, or the short last batch
             return loss
         task = self.task
@@ -211,6 +218,41 @@ class StepGraph:
         count_optimizer_step(task.trainer)
         task._step_schedulers("step", batch_idx + 1)
         return self.loss
+
+    def chunk(self, batches: Chunk) -> Tensor | None:
+        """All of ``batches`` through the chunk graph: the last step's loss, or ``None``
+        when they must take ``step`` one by one (warming up, a short batch or chunk, a
+        schedule stepped per batch, ``max_steps`` inside the chunk)."""
+        graphed, task = self.chunk_graph, self.task
+        if graphed is None or self.graphed.replay is None:  # none, or still warming up
+            return None
+        full = all(x.shape == self.graphed.inputs.shape for x, _ in batches)
+        if not full or len(batches) != (self.chunk_size or len(batches)):
+            return None
+        max_steps = task.trainer.max_steps
+        if 0 <= max_steps < task.global_step + len(batches):
+            return None
+        self.chunk_size = len(batches)
+        inputs = torch.cat([x for x, _ in batches])
+        targets = torch.cat([y for _, y in batches])
+        if self._graphed(graphed, inputs, targets, lambda: "not replayed") is not None:
+            return None
+        losses = cast(Tensor, self.losses).unbind()
+        for loss in losses:
+            task._log_step(loss)
+            count_optimizer_step(task.trainer)
+        return losses[-1]
+
+    def _graphed(
+        self, graphed: GraphedStep, x: Tensor, y: Tensor, eager: Callable[[], T]
+    ) -> T | None:
+        try:
+            return graphed(x, y, eager)
+        except CaptureError as err:  # e.g. a model that reads a value back to the host
+            raise ConfigError(
+                f"task.cuda_graph=true: this model's training step cannot be captured in a "
+                f"CUDA graph ({err}); set task.cuda_graph=false"
+            ) from err
 
     def _eager_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         with warnings.catch_warnings():  # "capturable=True ... without graph capture": meant
@@ -224,11 +266,26 @@ class StepGraph:
             value.zero_()
 
     def _recorded_step(self, inputs: Tensor, targets: Tensor) -> None:
-        """What the graph holds: forward, loss, backward, optimizer step, statistics.
+        """The step graph: one step, its loss copied out to a buffer made while capturing
+        (in the graph's own memory, which stays with the graph)."""
+        loss = self._graph_step(inputs, targets)
+        if self.loss is None:
+            self.loss = torch.empty_like(loss)
+        self.loss.copy_(loss)
 
-        The loss buffer is made while capturing, in the graph's own memory, which stays
-        with the graph.
-        """
+    def _recorded_chunk(self, inputs: Tensor, targets: Tensor) -> None:
+        """The chunk graph: ``chunk_size`` steps on consecutive slices, losses copied out."""
+        size = len(inputs) // self.chunk_size
+        losses = torch.stack([
+            self._graph_step(inputs[i : i + size], targets[i : i + size])
+            for i in range(0, len(inputs), size)
+        ])  # fmt: skip
+        if self.losses is None:
+            self.losses = torch.empty_like(losses)
+        self.losses.copy_(losses)
+
+    def _graph_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """What a graph holds per step: forward, loss, backward, optimizer step, statistics."""
         task = self.task
         self.optimizer.zero_grad(set_to_none=True)  # backward then writes fresh gradients
         output = task(inputs)
@@ -236,6 +293,4 @@ class StepGraph:
         loss.backward()
         self.optimizer.step()
         task.train_stats.accumulate(self.sums, loss, output, targets)
-        if self.loss is None:
-            self.loss = torch.empty_like(loss.detach())
-        self.loss.copy_(loss.detach())
+        return loss.detach()
