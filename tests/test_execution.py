@@ -109,6 +109,8 @@ def test_chunks_hold_the_same_batches_in_the_same_order() -> None:
         assert all(isinstance(c, Chunk) for c in chunks)
         assert [len(c) for c in chunks] == lengths
         assert [c.first_index for c in chunks] == [sum(lengths[:i]) for i in range(len(lengths))]
+        for chunk in chunks:  # gathered by one indexing operation: views of one block
+            assert len({target.untyped_storage().data_ptr() for _, target in chunk}) == 1
         flat = [batch for chunk in chunks for batch in chunk]
         assert len(flat) == len(plain) and len(flat[-1][0]) == 6  # the short batch kept
         for (xa, ya), (xb, yb) in zip(flat, plain, strict=True):

@@ -124,6 +124,9 @@ class Batches(ABC):
         self.augment = augment
         self.handed_out = 0
         """Batches of the current epoch handed out so far."""
+        self.batches_per_gather = 1
+        """How many consecutive batches one indexing operation fetches (``Chunked`` sets
+        its chunk size): one kernel launch per chunk instead of one per batch."""
         self._resume_at: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -210,9 +213,13 @@ class TensorBatches(Batches):
                 yield tuple(t[first : first + self.batch_size] for t in self.tensors)
             return
         order = self.sampler.indices().to(self.device)
-        for first in starts:
-            index = order[first : first + self.batch_size]
-            yield tuple(t[index] for t in self.tensors)
+        size = self.batch_size
+        per_gather = size * self.batches_per_gather
+        for block_start in range(start * size, stop, per_gather):
+            index = order[block_start : min(block_start + per_gather, stop)]
+            block = tuple(t[index] for t in self.tensors)
+            for first in range(0, len(index), size):  # views of the block: no more copies
+                yield tuple(b[first : first + size] for b in block)
 
 
 class Chunk(list):
@@ -242,6 +249,7 @@ class Chunked:
         """``size=None``: the whole epoch in one chunk."""
         self.batches = batches
         self.size = max(1, min(size or len(batches), len(batches)))
+        batches.batches_per_gather = self.size
 
     @property
     def sampler(self) -> EpochIndexSampler:
