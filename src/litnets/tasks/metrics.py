@@ -49,6 +49,8 @@ class LossAccuracy(Metric):
         and caches ``compute``'s value until the next one; merged sums are batches too.
         """
         super().merge_state(incoming_state)
+        # torchmetrics' own bookkeeping (1.x; no public setter), as its update wrapper does
+        # it; tests/test_tasks.py pins both effects.
         self._update_count += 1
         self._computed = None
 
