@@ -246,7 +246,8 @@ def test_a_mid_epoch_checkpoint_holds_the_replayed_steps_statistics(
     saved = {}
     for name, extra in {"eager": [], "graph": ["task.cuda_graph=true"]}.items():
         saved[name] = tmp_path / f"{name}.ckpt"
-        cfg = compose(graphed(tiny_data_dir, *extra), output_dir=str(tmp_path / name))
+        overrides = graphed(tiny_data_dir, *extra, "trainer.max_epochs=2", "test_after_fit=false")
+        cfg = compose(overrides, output_dir=str(tmp_path / name))
         training.train(cfg, extra_callbacks=[SaveMidEpoch(saved[name])])
     assert stand_in.replays > 0
     stats = {
