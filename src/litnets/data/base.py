@@ -206,14 +206,13 @@ class TensorBatches(Batches):
         return self.tensors[0].device
 
     def _unaugmented(self, start: int) -> Iterator[tuple[Tensor, ...]]:
-        stop = len(self) * self.batch_size if self.drop_last else len(self.sampler)
-        starts = range(start * self.batch_size, stop, self.batch_size)
-        if self.sampler.is_identity:
-            for first in starts:
-                yield tuple(t[first : first + self.batch_size] for t in self.tensors)
+        size = self.batch_size
+        stop = len(self) * size if self.drop_last else len(self.sampler)
+        if self.sampler.is_identity:  # slices of the tensors themselves: nothing to gather
+            for first in range(start * size, stop, size):
+                yield tuple(t[first : first + size] for t in self.tensors)
             return
         order = self.sampler.indices().to(self.device)
-        size = self.batch_size
         per_gather = size * self.batches_per_gather
         for block_start in range(start * size, stop, per_gather):
             index = order[block_start : min(block_start + per_gather, stop)]
