@@ -120,3 +120,68 @@ def test_values_of_every_kind_reach_the_run(tmp_path) -> None:
     assert cfg["trainer"]["gradient_clip_val"] == 0.5
     assert "hparams" not in cfg["callbacks"]
     assert read_metrics(run_dir)["status"] == "completed"
+
+
+COUNTING_COMPOSITIONS = """
+import sys
+from hydra._internal.hydra import Hydra
+
+modes = []
+compose = Hydra.compose_config
+
+
+def counted(self, *args, **kwargs):
+    modes.append(str(kwargs.get("run_mode")))
+    return compose(self, *args, **kwargs)
+
+
+Hydra.compose_config = counted
+from litnets.cli import main
+
+try:
+    main(sys.argv[1:])
+finally:
+    print("compositions:", *modes, file=sys.stderr)
+"""
+
+
+def compositions(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``litnets <args>`` in a process that counts Hydra's compositions (and their modes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
+    cwd.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-c", COUNTING_COMPOSITIONS, *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd, env=env,
+    )  # fmt: skip
+    line = next(x for x in result.stderr.splitlines() if x.startswith("compositions:"))
+    return result, line.split()[1:]
+
+
+def test_a_run_composes_its_config_twice_not_three_times(tmp_path) -> None:
+    """litnets' check answers Hydra's ``get_mode`` (hydra#3440): one composition to check the
+    keys, one to run. Three here means Hydra composed for the mode again: see
+    ``litnets.commands.base.mode_known``."""
+    run_dir = tmp_path / "run"
+    result, modes = compositions(
+        "train", "optimizer.lr=0.05", *QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    check_ok(result)
+    assert modes == ["RunMode.RUN", "RunMode.RUN"]
+    assert read_metrics(run_dir)["status"] == "completed"
+
+
+def test_a_config_that_sets_multirun_still_sweeps(tmp_path) -> None:
+    """The mode litnets hands Hydra is the configs' own: ``hydra.mode: MULTIRUN`` in a user's
+    experiment makes a plain command a sweep, as it does in Hydra."""
+    configs = tmp_path / "configs" / "experiment"
+    configs.mkdir(parents=True)
+    (configs / "sweepy.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n")
+    sweep_dir = tmp_path / "sweep"
+    result, modes = compositions(
+        "train", "--config-dir", str(tmp_path / "configs"), "experiment=sweepy", *QUICK,
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    check_ok(result)
+    assert modes[0] == "RunMode.RUN"  # the check's; then Hydra's multirun compositions
+    assert "RunMode.MULTIRUN" in modes[1:]
+    assert [read_metrics(job)["status"] for job in run_dirs(sweep_dir)] == ["completed"]

@@ -93,11 +93,11 @@ def _run_job(
     command = f"litnets.{'evaluate' if config_name == 'eval' else config_name}({given!r})"
     config_dirs = [str(config_dir)] if config_dir is not None else []
     line = CommandLine.parse([*given, *(f"--config-dir={d}" for d in config_dirs)], config_name)
-    check(line)
+    mode = check(line)
     with open_configs(config_name, config_dirs) as configs:
         if (
             line.args.multirun
-            or line.sweeps(configs)
+            or line.sweeps(configs, mode)
             or any(o.is_sweep_override() for o in line.overrides)
         ):
             raise ConfigError(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf, open_dict
 
 from litnets.config import (
     CONFIG_DIR,
@@ -97,11 +97,26 @@ class CommandLine:
             return None
         return found[-1].value()
 
-    def sweeps(self, configs: Configs) -> bool:
-        """Whether Hydra will run this as a sweep: ``-m``, or ``hydra.mode`` says so."""
+    def sweeps(self, configs: Configs, mode: HydraMode | None = None) -> bool:
+        """Whether Hydra will run this as a sweep: ``-m``, or ``hydra.mode`` says so.
+
+        ``mode`` is what ``check`` found, if it found it; else the first job is composed.
+        """
         if self.args.multirun:
             return True
-        return str(self.first_job(configs).hydra.mode) in {"MULTIRUN", "RunMode.MULTIRUN"}
+        value = mode.value if mode is not None else self.first_job(configs).hydra.mode
+        return str(value) in {"MULTIRUN", "RunMode.MULTIRUN"}
+
+    @property
+    def mode_is_the_configs(self) -> bool:
+        """Whether Hydra runs this line in the mode its configs set (``hydra.mode``): a run
+        that neither sweeps (``-m``, ``a,b``) nor sets ``hydra.mode`` on the command line."""
+        return (
+            self.runs
+            and not self.args.multirun
+            and not any(o.is_sweep_override() for o in self.overrides)
+            and not any(o.key_or_group in ("hydra", "hydra.mode") for o in self.overrides)
+        )
 
     def first_job(self, configs: Configs) -> DictConfig:
         """The config of the first job (Hydra's part included): each sweep at its first value."""
@@ -124,18 +139,38 @@ class CommandLine:
         return not key.startswith("hydra") and "." not in key and configs.is_group(key)
 
 
-def check(line: CommandLine) -> None:
-    """Every check, with one Hydra initialisation; raises ``ConfigError`` on the first failure."""
+@dataclass(frozen=True)
+class HydraMode:
+    """``hydra.mode`` as a command line's configs set it (``None``: the ``-m`` flag decides)."""
+
+    value: Any  # hydra.types.RunMode | None
+
+
+def check(line: CommandLine) -> HydraMode | None:
+    """Every check, with one Hydra initialisation; raises ``ConfigError`` on the first failure.
+
+    Returns the run's ``hydra.mode`` when the line is a single run (``mode_is_the_configs``):
+    the config the keys are checked against is composed with Hydra's part for it, so that
+    Hydra need not compose a config only to read it (``commands.base.mode_known``).
+    """
     register_resolvers()
     check_output_dir(line)
     check_not_taken(line)
+    mode = None
     with open_configs(line.config_name, line.config_dirs) as configs:
         groups = [o for o in line.overrides if CommandLine._is_group(o, configs)]
         for override in groups:
             _check_choices(override, configs)
         keys = [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
-        if keys:
-            for choices, cfg in _compositions(groups, configs):
+        hydras = [o for o in line.overrides if o.is_hydra_override()]
+        if keys or line.mode_is_the_configs:
+            for index, (choices, cfg) in enumerate(_compositions(groups, hydras, configs)):
+                if index == 0:
+                    mode = _mode(cfg) if line.mode_is_the_configs else None
+                    with open_dict(cfg):
+                        del cfg["hydra"]  # the keys checked are the job's own
+                if not keys:
+                    break
                 try:
                     _check_keys(keys, cfg, line.config_name)
                 except ConfigError as err:
@@ -144,10 +179,17 @@ def check(line: CommandLine) -> None:
                     raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
             if any(isinstance(o.value(), dict | list) for o in keys if not o.is_sweep_override()):
                 _compose_first_job(line, configs)  # merging a dict or list can still fail
-        if line.value("resume") and line.sweeps(configs):
+        if line.value("resume") and line.sweeps(configs, mode):
             raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
         if line.args.multirun and line.runs:
             _check_sweeper(line, _compose_first_job(line, configs))
+    return mode
+
+
+def _mode(cfg: DictConfig) -> HydraMode | None:
+    """``hydra.mode`` of a composed config; ``None`` if it is an interpolation, which the
+    keys left out of this composition could change."""
+    return None if OmegaConf.is_interpolation(cfg.hydra, "mode") else HydraMode(cfg.hydra.mode)
 
 
 def _compose_first_job(line: CommandLine, configs: Configs) -> DictConfig:
@@ -212,9 +254,12 @@ def _check_choices(override: Any, configs: Configs) -> None:
             )
 
 
-def _compositions(groups: list[Any], configs: Configs) -> Iterator[tuple[str, DictConfig]]:
+def _compositions(
+    groups: list[Any], hydras: list[Any], configs: Configs
+) -> Iterator[tuple[str, DictConfig]]:
     """The configs a command's jobs start from: its group choices, each sweep value in turn.
 
+    The first holds Hydra's part too, composed with the ``hydras`` overrides as Hydra will.
     Sweeps over several groups are varied one group at a time (not their full product):
     what keys a config has depends on its groups one by one, and a sweep of 5 × 5 groups
     then costs 9 compositions rather than 25.
@@ -224,20 +269,25 @@ def _compositions(groups: list[Any], configs: Configs) -> Iterator[tuple[str, Di
         o.get_key_element(): _group_values(o, configs) for o in groups if o.is_discrete_sweep()
     }
     first = {key: values[0] for key, values in swept.items() if values}
-    yield _compose(configs, fixed, first)
+    hydra_fixed = [o.input_line for o in hydras if not o.is_sweep_override()]
+    yield _compose(configs, [*fixed, *hydra_fixed], first, with_hydra=True)
     for key, values in swept.items():
         for other in values[1:]:
             yield _compose(configs, fixed, {**first, key: other})
 
 
 def _compose(
-    configs: Configs, fixed: list[str], choices: dict[str, str | None]
+    configs: Configs,
+    fixed: list[str],
+    choices: dict[str, str | None],
+    *,
+    with_hydra: bool = False,
 ) -> tuple[str, DictConfig]:
     from hydra.errors import HydraException
 
     chosen = [f"{key}={'null' if v is None else v}" for key, v in choices.items()]
     try:
-        return " ".join(chosen), configs.compose([*fixed, *chosen])
+        return " ".join(chosen), configs.compose([*fixed, *chosen], return_hydra_config=with_hydra)
     except (HydraException, ValueError) as err:  # what Hydra would fail on too, in one line
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
