@@ -102,7 +102,7 @@ def mode_known(mode: HydraMode | None) -> Iterator[None]:
     """Hydra's ``get_mode`` answered from litnets' check, when the check found the mode.
 
     Hydra composes the whole config once only to read ``hydra.mode``, then again to run it
-    (facebookresearch/hydra#3440): 0.2-0.3 s of every start on two cores. litnets' check has
+    (hydra-ecosystem/hydra#3440): 0.2-0.3 s of every start on two cores. litnets' check has
     composed that config already (``overrides.check``), so a run composes twice, not three
     times. ``Hydra.get_mode`` is in ``hydra._internal``: tests/test_cli.py counts a run's
     compositions, so a Hydra that stops calling it (or renames it) fails there.
