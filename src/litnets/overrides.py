@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -164,13 +165,14 @@ def check(line: CommandLine) -> HydraMode | None:
         keys = [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
         hydras = [o for o in line.overrides if o.is_hydra_override()]
         if keys or line.mode_is_the_configs:
-            for index, (choices, cfg) in enumerate(_compositions(groups, hydras, configs)):
-                if index == 0:
-                    mode = _mode(cfg) if line.mode_is_the_configs else None
-                    with open_dict(cfg):
-                        del cfg["hydra"]  # the keys checked are the job's own
-                if not keys:
-                    break
+            compositions = _compositions(groups, hydras, configs)
+            first_choices, first = next(compositions)  # Hydra's part included
+            if line.mode_is_the_configs:
+                mode = _mode(first)
+            with open_dict(first):
+                del first["hydra"]  # the keys checked are the job's own
+            jobs = itertools.chain([(first_choices, first)], compositions if keys else [])
+            for choices, cfg in jobs:
                 try:
                     _check_keys(keys, cfg, line.config_name)
                 except ConfigError as err:
