@@ -18,11 +18,14 @@ QUICK = ["trainer.max_epochs=2", "pictures=false", "logger=none"]
 def litnets(*args: str, cwd: Path, module: bool = False) -> subprocess.CompletedProcess:
     """``litnets <args>`` (the console script), or ``python -m litnets <args>``."""
     command = [sys.executable, "-m", "litnets"] if module else [str(CONSOLE_SCRIPT)]
+    return _run([*command, *args], cwd)
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` in ``cwd``, without the caller's LITNETS_* and HYDRA_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env
-    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
 
 
 def job_configs(sweep_dir: Path) -> list[dict]:
@@ -147,12 +150,7 @@ finally:
 
 def compositions(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
     """``litnets <args>`` in a process that counts Hydra's compositions (and their modes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
-    cwd.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [sys.executable, "-c", COUNTING_COMPOSITIONS, *args],
-        capture_output=True, text=True, timeout=600, cwd=cwd, env=env,
-    )  # fmt: skip
+    result = _run([sys.executable, "-c", COUNTING_COMPOSITIONS, *args], cwd)
     line = next(x for x in result.stderr.splitlines() if x.startswith("compositions:"))
     return result, line.split()[1:]
 
