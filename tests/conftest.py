@@ -24,6 +24,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Decoded data files (paths.cache_dir) go to a folder of this test session, not ./.cache.
 os.environ.setdefault("LITNETS_CACHE_DIR", tempfile.mkdtemp(prefix="litnets-cache-"))
 
+# The files that take longest, longest first (seconds on 2 cores: `pytest --durations=0`,
+# summed per file, 2026-11-25): reliability 405, use_model 293, reproduce 231, slurm 228,
+# scaling 201, execution 167, table 128, train 117, install 110, readme 93; the rest < 81.
+# xdist hands out whole files in collection order (`--no-loadscope-reorder`, pyproject.toml),
+# so these start first and no long file is left to run alone at the end.
+LONGEST_FILES = [
+    "test_reliability.py", "test_use_model.py", "test_reproduce.py", "test_slurm.py",
+    "test_scaling.py", "test_execution.py", "test_table.py", "test_train.py",
+    "test_install.py", "test_readme.py",
+]  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def longest_first(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+    items.sort(key=longest_first)  # stable: each file's own order is kept
+
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 SHARED_DATA = Path(os.environ.get("LITNETS_SHARED_DATA", REPO.parent / "shared" / "data"))
