@@ -158,27 +158,28 @@ def check(line: CommandLine) -> HydraMode | None:
     check_output_dir(line)
     check_not_taken(line)
     mode = None
+    wants_mode = line.mode_is_the_configs
     with open_configs(line.config_name, line.config_dirs) as configs:
         groups = [o for o in line.overrides if CommandLine._is_group(o, configs)]
         for override in groups:
             _check_choices(override, configs)
         keys = [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
         hydras = [o for o in line.overrides if o.is_hydra_override()]
-        if keys or line.mode_is_the_configs:
+        if keys or wants_mode:
             compositions = _compositions(groups, hydras, configs)
             first_choices, first = next(compositions)  # Hydra's part included
-            if line.mode_is_the_configs:
+            if wants_mode:
                 mode = _mode(first)
-            with open_dict(first):
-                del first["hydra"]  # the keys checked are the job's own
-            jobs = itertools.chain([(first_choices, first)], compositions if keys else [])
-            for choices, cfg in jobs:
-                try:
-                    _check_keys(keys, cfg, line.config_name)
-                except ConfigError as err:
-                    if not choices:
-                        raise
-                    raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
+            if keys:
+                with open_dict(first):
+                    del first["hydra"]  # the keys checked are the job's own
+                for choices, cfg in itertools.chain([(first_choices, first)], compositions):
+                    try:
+                        _check_keys(keys, cfg, line.config_name)
+                    except ConfigError as err:
+                        if not choices:
+                            raise
+                        raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
             if any(isinstance(o.value(), dict | list) for o in keys if not o.is_sweep_override()):
                 _compose_first_job(line, configs)  # merging a dict or list can still fail
         if line.value("resume") and line.sweeps(configs, mode):
