@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import forked
+
 # Under pytest-xdist two workers share the 2 cores: one thread each (inherited by the runs
 # they start) instead of 2 × 2 threads contending, which made MNIST training 3× slower.
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -25,14 +27,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 os.environ.setdefault("LITNETS_CACHE_DIR", tempfile.mkdtemp(prefix="litnets-cache-"))
 
 # The files that take longest, longest first (seconds on 2 cores: `pytest --durations=0`,
-# summed per file, 2026-11-25): reliability 405, use_model 293, reproduce 231, slurm 228,
-# scaling 201, execution 167, table 128, train 117, install 110, readme 93; the rest < 81.
-# xdist hands out whole files in collection order (`--no-loadscope-reorder`, pyproject.toml),
-# so these start first and no long file is left to run alone at the end.
+# summed per file, 2026-11-25, commands forked by forked.py): slurm 228, reproduce 202,
+# reliability 198, scaling 143, install 122, readme 91, execution 90, benchmark 62,
+# use_model 46, train 40; the rest < 36. xdist hands out whole files in collection order
+# (`--no-loadscope-reorder`, pyproject.toml), so these start first and no long file is left
+# to run alone at the end.
 LONGEST_FILES = [
-    "test_reliability.py", "test_use_model.py", "test_reproduce.py", "test_slurm.py",
-    "test_scaling.py", "test_execution.py", "test_table.py", "test_train.py",
-    "test_install.py", "test_readme.py",
+    "test_slurm.py", "test_reproduce.py", "test_reliability.py", "test_scaling.py",
+    "test_install.py", "test_readme.py", "test_execution.py", "test_benchmark.py",
+    "test_use_model.py", "test_train.py",
 ]  # fmt: skip
 
 
@@ -132,18 +135,13 @@ def real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_script(
     script: str, *overrides: str, log_dir: Path, timeout: float = 600, **env: str
 ) -> subprocess.CompletedProcess:
-    """Run ``scripts/<script>`` as a user would, logging under ``log_dir``."""
+    """Run ``scripts/<script>`` as a user would, logging under ``log_dir`` (in a process
+    forked after torch's and Lightning's import: ``forked.py``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "LITNETS_LOG_DIR": str(log_dir), "PYTHONUNBUFFERED": "1", **env}
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *overrides],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-        cwd=log_dir,
-    )
+    command = [sys.executable, str(SCRIPTS / script), *overrides]
+    return forked.run(command, cwd=log_dir, env=environment, timeout=timeout)
 
 
 def readme_block(tag: str) -> str:

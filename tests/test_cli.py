@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+import forked
 from conftest import check_ok, read_metrics, run_dirs
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "litnets"
@@ -25,7 +26,7 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``command`` in ``cwd``, without the caller's LITNETS_* and HYDRA_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    return forked.run(command, cwd=cwd, env=env, timeout=600)
 
 
 def job_configs(sweep_dir: Path) -> list[dict]:
