@@ -157,7 +157,8 @@ def run(
         if process.exitcode is None:
             process.kill()
             process.join()
-            raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+            # bytes, as subprocess.run gives them on a timeout even with text=True
+            raise subprocess.TimeoutExpired(command, timeout, out.read_bytes(), err.read_bytes())
         return subprocess.CompletedProcess(
             command, process.exitcode, out.read_text(), err.read_text()
         )

@@ -58,19 +58,15 @@ def test_a_forked_command_sees_what_a_fresh_interpreter_sees(probe, form, unbuff
     assert json.loads(child.stdout)["litnets_or_hydra"] == []  # imported fresh by each run
 
 
-def test_a_forked_command_starts_with_torch_and_lightning_imported(tmp_path) -> None:
+def test_a_forked_command_starts_with_torch_and_lightning_imported(tmp_path, monkeypatch) -> None:
     code = "import sys; print('torch' in sys.modules, 'lightning' in sys.modules)"
     command = [sys.executable, "-c", code]
-    assert forked.run(command, cwd=tmp_path, env=dict(os.environ), timeout=60).stdout == (
-        "True True\n"
-    )
-    env = {**os.environ, "LITNETS_TEST_FRESH": "1"}
-    os.environ["LITNETS_TEST_FRESH"] = "1"
-    try:
-        fresh = forked.run(command, cwd=tmp_path, env=env, timeout=60)
-    finally:
-        del os.environ["LITNETS_TEST_FRESH"]
-    assert fresh.stdout == "False False\n"
+    monkeypatch.delenv("LITNETS_TEST_FRESH", raising=False)
+    result = forked.run(command, cwd=tmp_path, env=dict(os.environ), timeout=60)
+    assert result.stdout == "True True\n"
+    monkeypatch.setenv("LITNETS_TEST_FRESH", "1")
+    result = forked.run(command, cwd=tmp_path, env=dict(os.environ), timeout=60)
+    assert result.stdout == "False False\n"
 
 
 @pytest.mark.parametrize(
@@ -94,7 +90,7 @@ def test_a_forked_command_past_its_timeout_is_killed(tmp_path) -> None:
     command = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
     with pytest.raises(subprocess.TimeoutExpired) as stopped:
         forked.run(command, cwd=tmp_path, env=dict(os.environ), timeout=3)
-    assert stopped.value.output == "started\n"
+    assert stopped.value.output == b"started\n"  # what subprocess.run gives, too
 
 
 def test_other_python_settings_get_a_fresh_interpreter(tmp_path) -> None:
