@@ -128,8 +128,14 @@ def _child(
         traceback.print_exc()
         code = 1
     import atexit
+    import threading
 
-    atexit._run_exitfuncs()  # what the interpreter runs on exit (loggers, profilers)
+    # what the interpreter does on exit: wait for non-daemon threads (a run that leaves one
+    # behind hangs here as it would for a user), then the atexit functions (loggers, ...)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

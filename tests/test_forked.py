@@ -75,6 +75,14 @@ def test_a_forked_command_starts_with_torch_and_lightning_imported(tmp_path, mon
         ("raise ValueError('bad')", 1, "ValueError: bad"),
         ("import sys; sys.exit('stopped')", 1, "stopped"),
         ("import sys; sys.exit()", 0, ""),
+        # exit waits for a thread that is not a daemon, then runs the atexit functions
+        (
+            "import atexit, threading, time\n"
+            "atexit.register(lambda: print('atexit ran', flush=True))\n"
+            "threading.Thread(target=lambda: (time.sleep(1), print('thread done'))).start()",
+            0,
+            "",
+        ),
     ],
 )
 def test_a_forked_command_exits_as_python_would(tmp_path, code, exit_code, stderr) -> None:
@@ -82,6 +90,8 @@ def test_a_forked_command_exits_as_python_would(tmp_path, code, exit_code, stder
     result = forked.run(command, cwd=tmp_path, env=dict(os.environ), timeout=60)
     assert result.returncode == exit_code
     assert stderr in result.stderr
+    if "atexit" in code:
+        assert result.stdout == "thread done\natexit ran\n"
     if exit_code == 1 and "raise" in code:
         assert "Traceback (most recent call last)" in result.stderr
 
