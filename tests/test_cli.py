@@ -128,10 +128,10 @@ def test_values_of_every_kind_reach_the_run(tmp_path) -> None:
 
 COUNTING_COMPOSITIONS = """
 import sys
-from hydra._internal.hydra import Hydra
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
 modes = []
-compose = Hydra.compose_config
+compose = ConfigLoaderImpl.load_configuration
 
 
 def counted(self, *args, **kwargs):
@@ -139,7 +139,7 @@ def counted(self, *args, **kwargs):
     return compose(self, *args, **kwargs)
 
 
-Hydra.compose_config = counted
+ConfigLoaderImpl.load_configuration = counted
 from litnets.cli import main
 
 try:
@@ -156,17 +156,30 @@ def compositions(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, li
     return result, line.split()[1:]
 
 
-def test_a_run_composes_its_config_twice_not_three_times(tmp_path) -> None:
-    """litnets' check answers Hydra's ``get_mode`` (hydra#3440): one composition to check the
-    keys, one to run. Three here means Hydra composed for the mode again: see
-    ``litnets.commands.base.mode_known``."""
+def test_a_run_composes_its_config_once(tmp_path) -> None:
+    """Hydra composes a run's config in ``get_mode`` and again to run it (hydra#3440), and
+    litnets checks the keys on a config too: all three are one composition here. Two or
+    three means Hydra or litnets composed again: see ``litnets.commands.base.composed_once``.
+    """
     run_dir = tmp_path / "run"
     result, modes = compositions(
         "train", "optimizer.lr=0.05", *QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     check_ok(result)
-    assert modes == ["RunMode.RUN", "RunMode.RUN"]
+    assert modes == ["RunMode.RUN"]
     assert read_metrics(run_dir)["status"] == "completed"
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert saved["optimizer"]["lr"] == 0.05  # the run got the config composed for the check
+
+
+def test_an_unknown_key_is_one_line_from_the_one_composition(tmp_path) -> None:
+    """Hydra's one composition fails; only then is the line checked key by key (once more)."""
+    result, modes = compositions("train", "trainer.max_epoch=3", cwd=tmp_path)
+    assert modes == ["RunMode.RUN", "RunMode.RUN"]
+    assert result.returncode == 2
+    assert "unknown key 'trainer.max_epoch'; did you mean trainer.max_epochs?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "logs").exists()  # no run dir was made
 
 
 def test_a_config_that_sets_multirun_still_sweeps(tmp_path) -> None:
@@ -181,6 +194,6 @@ def test_a_config_that_sets_multirun_still_sweeps(tmp_path) -> None:
         f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
     )  # fmt: skip
     check_ok(result)
-    assert modes[0] == "RunMode.RUN"  # the check's; then Hydra's multirun compositions
+    assert modes[0] == "RunMode.RUN"  # get_mode's; then Hydra's multirun compositions
     assert "RunMode.MULTIRUN" in modes[1:]
     assert [read_metrics(job)["status"] for job in run_dirs(sweep_dir)] == ["completed"]

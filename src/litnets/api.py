@@ -86,30 +86,38 @@ def _run_job(
 ) -> dict[str, Any]:
     """Check the overrides as the command would, then run ``job`` as Hydra runs one job."""
     from hydra.core.utils import run_job
-    from hydra.types import HydraContext
+    from hydra.types import HydraContext, RunMode
 
     started, called_at = time.perf_counter(), time.time()
     given = [str(o) for o in overrides]
     command = f"litnets.{'evaluate' if config_name == 'eval' else config_name}({given!r})"
     config_dirs = [str(config_dir)] if config_dir is not None else []
     line = CommandLine.parse([*given, *(f"--config-dir={d}" for d in config_dirs)], config_name)
-    mode = check(line)
+    single = check(line, defer=True)
+    one_job = ConfigError(
+        f"litnets.{config_name}() runs one job: loop over the values in Python, "
+        f"or sweep with `litnets {config_name} -m ...`"
+    )
     with open_configs(config_name, config_dirs) as configs:
-        if (
+        if single is None and (
             line.args.multirun
-            or line.sweeps(configs, mode)
             or any(o.is_sweep_override() for o in line.overrides)
+            or line.sweeps(configs)
         ):
-            raise ConfigError(
-                f"litnets.{config_name}() runs one job: loop over the values in Python, "
-                f"or sweep with `litnets {config_name} -m ...`"
-            )
+            raise one_job
         extra = (
             resume_in_place(line, time.strftime("%Y-%m-%d_%H-%M-%S"))
             if config_name == "train"
             else []
         )
-        cfg = configs.compose([*given, *extra], return_hydra_config=True)
+        overrides = [*given, *extra]
+
+        def compose() -> DictConfig:
+            return configs.compose(overrides, return_hydra_config=True)
+
+        cfg = single.compose(compose) if single else compose()  # composed once, and checked
+        if cfg.hydra.mode == RunMode.MULTIRUN:  # a config of the user's sets it
+            raise one_job
         context = HydraContext(config_loader=configs.loader, callbacks=_NoCallbacks())
         with _logging_restored():
             result = run_job(

@@ -128,6 +128,7 @@ class Configs:
         self.config_name = config_name
         self.loader = GlobalHydra.instance().config_loader()
         self.search_overrides = searchpath_override(config_dirs)
+        self._listings: dict[tuple[str, Any], list[str]] = {}
 
     def options(self, group: str) -> list[str]:
         """The config names of ``group`` (``data`` → ``iris``, ``mnist``, ...)."""
@@ -137,7 +138,10 @@ class Configs:
 
     def is_group(self, name: str) -> bool:
         """Whether ``name`` is a config group (holds configs or groups) in any search dir."""
-        return bool(self._listing(name, None))
+        from hydra.core.object_type import ObjectType
+
+        parent, _, leaf = name.rpartition("/")
+        return leaf in self._listing(parent, ObjectType.GROUP)  # one listing for all siblings
 
     def groups(self, parent: str = "") -> list[str]:
         """Every config group, nested ones as ``hydra/launcher``."""
@@ -150,7 +154,11 @@ class Configs:
         return found
 
     def _listing(self, group: str, kind: Any) -> list[str]:
-        return sorted(self.loader.get_group_options(group, kind, overrides=self.search_overrides))
+        """Hydra's listing, once per block: each costs a copy of Hydra's config repository."""
+        if (group, kind) not in self._listings:
+            found = self.loader.get_group_options(group, kind, overrides=self.search_overrides)
+            self._listings[group, kind] = sorted(found)
+        return list(self._listings[group, kind])
 
     def compose(self, overrides: Sequence[str], *, return_hydra_config: bool = False) -> DictConfig:
         from hydra import compose as hydra_compose

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf, open_dict
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from litnets.config import (
     CONFIG_DIR,
@@ -28,6 +27,7 @@ from litnets.config import (
     launched_rank_is_zero,
     open_configs,
     register_resolvers,
+    user_config_dirs,
 )
 from litnets.errors import ConfigError
 
@@ -98,15 +98,11 @@ class CommandLine:
             return None
         return found[-1].value()
 
-    def sweeps(self, configs: Configs, mode: HydraMode | None = None) -> bool:
-        """Whether Hydra will run this as a sweep: ``-m``, or ``hydra.mode`` says so.
-
-        ``mode`` is what ``check`` found, if it found it; else the first job is composed.
-        """
+    def sweeps(self, configs: Configs) -> bool:
+        """Whether Hydra will run this as a sweep: ``-m``, or ``hydra.mode`` says so."""
         if self.args.multirun:
             return True
-        value = mode.value if mode is not None else self.first_job(configs).hydra.mode
-        return str(value) in {"MULTIRUN", "RunMode.MULTIRUN"}
+        return str(self.first_job(configs).hydra.mode) in {"MULTIRUN", "RunMode.MULTIRUN"}
 
     @property
     def mode_is_the_configs(self) -> bool:
@@ -140,59 +136,110 @@ class CommandLine:
         return not key.startswith("hydra") and "." not in key and configs.is_group(key)
 
 
-@dataclass(frozen=True)
-class HydraMode:
-    """``hydra.mode`` as a command line's configs set it (``None``: the ``-m`` flag decides)."""
+def check(line: CommandLine, *, defer: bool = False) -> SingleRun | None:
+    """Every check; raises ``ConfigError`` on the first failure.
 
-    value: Any  # hydra.types.RunMode | None
-
-
-def check(line: CommandLine) -> HydraMode | None:
-    """Every check, with one Hydra initialisation; raises ``ConfigError`` on the first failure.
-
-    Returns the run's ``hydra.mode`` when the line is a single run (``mode_is_the_configs``):
-    the config the keys are checked against is composed with Hydra's part for it, so that
-    Hydra need not compose a config only to read it (``commands.base.mode_known``).
+    A single run (``mode_is_the_configs``: no sweep, no ``hydra.mode`` on the line) gets a
+    ``SingleRun`` back, whose ``compose`` composes the run's config and checks the line on
+    it. With ``defer`` that is left to the caller, which composes the config it runs
+    anyway: a run's config is then composed once (``commands.base.composed_once``).
+    ``None``: a sweep or ``--cfg``/``--info``, whose jobs are checked here, each sweep value
+    in turn.
     """
     register_resolvers()
+    user_config_dirs(line.config_dirs)  # each one there
     check_output_dir(line)
     check_not_taken(line)
-    mode = None
-    wants_mode = line.mode_is_the_configs
+    if line.mode_is_the_configs:
+        single = SingleRun(line)
+        if not defer:
+            overrides = [o.input_line for o in line.overrides]
+            with open_configs(line.config_name, line.config_dirs) as configs:
+                single.compose(lambda: configs.compose(overrides, return_hydra_config=True))
+        return single
     with open_configs(line.config_name, line.config_dirs) as configs:
-        groups = [o for o in line.overrides if CommandLine._is_group(o, configs)]
-        for override in groups:
-            _check_choices(override, configs)
-        keys = [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
-        hydras = [o for o in line.overrides if o.is_hydra_override()]
-        if keys or wants_mode:
-            compositions = _compositions(groups, hydras, configs)
-            first_choices, first = next(compositions)  # Hydra's part included
-            if wants_mode:
-                mode = _mode(first)
-            if keys:
-                with open_dict(first):
-                    del first["hydra"]  # the keys checked are the job's own
-                for choices, cfg in itertools.chain([(first_choices, first)], compositions):
-                    try:
-                        _check_keys(keys, cfg, line.config_name)
-                    except ConfigError as err:
-                        if not choices:
-                            raise
-                        raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
-            if any(isinstance(o.value(), dict | list) for o in keys if not o.is_sweep_override()):
-                _compose_first_job(line, configs)  # merging a dict or list can still fail
-        if line.value("resume") and line.sweeps(configs, mode):
+        _check_jobs(line, _checked_groups(line, configs), configs)
+        if line.value("resume") and line.sweeps(configs):
             raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
         if line.args.multirun and line.runs:
             _check_sweeper(line, _compose_first_job(line, configs))
-    return mode
+    return None
 
 
-def _mode(cfg: DictConfig) -> HydraMode | None:
-    """``hydra.mode`` of a composed config; ``None`` if it is an interpolation, which the
-    keys left out of this composition could change."""
-    return None if OmegaConf.is_interpolation(cfg.hydra, "mode") else HydraMode(cfg.hydra.mode)
+@dataclass(frozen=True)
+class SingleRun:
+    """A command line that runs one job: checked on the config composed for the run."""
+
+    line: CommandLine
+
+    def compose(self, compose: Callable[[], DictConfig]) -> DictConfig:
+        """The run's config as ``compose()`` makes it (Hydra's part included), checked; a
+        failure in one line.
+
+        Where Hydra cannot compose it (an unknown group option or key, a dict merged into
+        a closed node) the overrides are checked one by one for a precise message with a
+        suggestion; values are checked against the type hints of what they configure.
+        """
+        from hydra.errors import HydraException
+        from hydra.types import RunMode
+
+        line = self.line
+        try:
+            cfg = compose()
+        except (HydraException, ValueError) as err:
+            from hydra.core.global_hydra import GlobalHydra
+
+            # The Hydra that composed (the command's own, inside hydra.main) goes: this
+            # run stops here, and the checks below need a Hydra of their own.
+            GlobalHydra.instance().clear()
+            with open_configs(line.config_name, line.config_dirs) as configs:
+                _check_jobs(line, _checked_groups(line, configs), configs)  # precisely, if found
+            raise ConfigError(_one_line(err)) from None
+        groups = cfg.hydra.runtime.choices  # every group's option, as composed
+        for override in line.overrides:
+            key = override.key_or_group
+            if not (override.is_hydra_override() or override.is_delete() or key in groups):
+                _check_values(override, cfg, line.config_name)
+        if line.value("resume") and cfg.hydra.mode == RunMode.MULTIRUN:
+            raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
+        return cfg
+
+
+def _checked_groups(line: CommandLine, configs: Configs) -> list[Any]:
+    """The overrides that choose a group's option, each option checked to be there."""
+    groups = [o for o in line.overrides if CommandLine._is_group(o, configs)]
+    for override in groups:
+        _check_choices(override, configs)
+    return groups
+
+
+def _keys(line: CommandLine, groups: Sequence[Any]) -> list[Any]:
+    """The overrides that set keys of the job's config (not a group's option, not Hydra's)."""
+    return [o for o in line.overrides if o not in groups and not o.is_hydra_override()]
+
+
+def _check_jobs(line: CommandLine, groups: list[Any], configs: Configs) -> None:
+    """The key overrides against each job's config (Hydra's part left out), and what merging
+    them can still refuse (a dict or list into a closed node)."""
+    keys = _keys(line, groups)
+    if not keys:
+        return
+    hydras = [o for o in line.overrides if o.is_hydra_override()]
+    for choices, cfg in _compositions(groups, hydras, configs):
+        try:
+            _check_keys(keys, cfg, line.config_name)
+        except ConfigError as err:
+            if not choices:
+                raise
+            raise ConfigError(f"{err} (in the sweep's job with {choices})") from None
+    if any(isinstance(o.value(), dict | list) for o in keys if not o.is_sweep_override()):
+        _compose_first_job(line, configs)  # merging a dict or list can still fail
+
+
+def _one_line(err: Exception) -> str:
+    """Hydra's message, its lines joined."""
+    reason = "; ".join(part.strip() for part in str(err).strip().splitlines() if part.strip())
+    return reason or type(err).__name__
 
 
 def _compose_first_job(line: CommandLine, configs: Configs) -> DictConfig:
@@ -202,8 +249,7 @@ def _compose_first_job(line: CommandLine, configs: Configs) -> DictConfig:
     try:
         return line.first_job(configs)
     except (HydraException, ValueError) as err:
-        reason = "; ".join(part.strip() for part in str(err).strip().splitlines() if part.strip())
-        raise ConfigError(reason or type(err).__name__) from None
+        raise ConfigError(_one_line(err)) from None
 
 
 def _check_sweeper(line: CommandLine, first: DictConfig) -> None:
@@ -262,8 +308,8 @@ def _compositions(
 ) -> Iterator[tuple[str, DictConfig]]:
     """The configs a command's jobs start from: its group choices, each sweep value in turn.
 
-    The first holds Hydra's part too, composed with the ``hydras`` overrides as Hydra will.
-    Sweeps over several groups are varied one group at a time (not their full product):
+    Composed with the ``hydras`` overrides, as Hydra will compose them; Hydra's part is left
+    out. Sweeps over several groups are varied one group at a time (not their full product):
     what keys a config has depends on its groups one by one, and a sweep of 5 × 5 groups
     then costs 9 compositions rather than 25.
     """
@@ -273,24 +319,20 @@ def _compositions(
     }
     first = {key: values[0] for key, values in swept.items() if values}
     hydra_fixed = [o.input_line for o in hydras if not o.is_sweep_override()]
-    yield _compose(configs, [*fixed, *hydra_fixed], first, with_hydra=True)
+    yield _compose(configs, [*fixed, *hydra_fixed], first)
     for key, values in swept.items():
         for other in values[1:]:
             yield _compose(configs, fixed, {**first, key: other})
 
 
 def _compose(
-    configs: Configs,
-    fixed: list[str],
-    choices: dict[str, str | None],
-    *,
-    with_hydra: bool = False,
+    configs: Configs, fixed: list[str], choices: dict[str, str | None]
 ) -> tuple[str, DictConfig]:
     from hydra.errors import HydraException
 
     chosen = [f"{key}={'null' if v is None else v}" for key, v in choices.items()]
     try:
-        return " ".join(chosen), configs.compose([*fixed, *chosen], return_hydra_config=with_hydra)
+        return " ".join(chosen), configs.compose([*fixed, *chosen])
     except (HydraException, ValueError) as err:  # what Hydra would fail on too, in one line
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(

@@ -18,7 +18,7 @@ from omegaconf import MissingMandatoryValue
 
 from litnets.config import CONFIG_DIR, register_resolvers, searchpath_override
 from litnets.errors import LitnetsError
-from litnets.overrides import CommandLine, HydraMode, check
+from litnets.overrides import CommandLine, SingleRun, check
 
 ExtraOverrides = Callable[[CommandLine], list[str]]
 
@@ -98,24 +98,47 @@ def hydra_command(config_name: str) -> Callable[[Callable[..., Any]], Callable[[
 
 
 @contextmanager
-def mode_known(mode: HydraMode | None) -> Iterator[None]:
-    """Hydra's ``get_mode`` answered from litnets' check, when the check found the mode.
+def composed_once(single: SingleRun | None) -> Iterator[None]:
+    """A single run's config composed once, by Hydra, and checked by litnets on it.
 
-    Hydra composes the whole config once only to read ``hydra.mode``, then again to run it
-    (hydra-ecosystem/hydra#3440): 0.2-0.3 s of every start on two cores. litnets' check has
-    composed that config already (``overrides.check``), so a run composes twice, not three
-    times. ``Hydra.get_mode`` is in ``hydra._internal``: tests/test_cli.py counts a run's
-    compositions, so a Hydra that stops calling it (or renames it) fails there.
+    Hydra composes a run's config twice, once in ``get_mode`` only to read ``hydra.mode``
+    and again to run it (hydra-ecosystem/hydra#3440), and litnets' check of the command line
+    would compose a third time: 0.1-0.3 s each on two cores. Here ``get_mode`` composes the
+    run's config with Hydra's own loader and overrides, checks the line on it
+    (``SingleRun.compose``: an unknown key is one line, before any run dir exists) and
+    answers the run's request to the loader with it. A mode the configs leave unset is
+    answered ``RUN``, which Hydra then sets itself, instead of adding ``hydra.mode=RUN`` to
+    the overrides and composing again. ``Hydra.get_mode`` is in ``hydra._internal``, and
+    the loader is answered once, for the very arguments ``Hydra.compose_config`` passes:
+    tests/test_cli.py counts a run's compositions, so a Hydra that changes either fails there.
     """
-    if mode is None:
+    if single is None:
         yield
         return
     from hydra._internal.hydra import Hydra
+    from hydra.types import RunMode
 
     original = Hydra.get_mode
 
     def get_mode(self: Hydra, config_name: str | None, overrides: list[str]) -> Any:
-        return mode.value
+        loader = self.config_loader
+        asked = dict(  # what Hydra.run asks its loader for (Hydra.compose_config)
+            config_name=config_name,
+            overrides=list(overrides),
+            run_mode=RunMode.RUN,
+            from_shell=True,
+            validate_sweep_overrides=True,
+        )
+        cfg = single.compose(lambda: loader.load_configuration(**asked))
+        if cfg.hydra.mode == RunMode.MULTIRUN:  # the configs sweep: Hydra composes each job
+            return RunMode.MULTIRUN
+
+        def load_configuration(**kwargs: Any) -> Any:
+            del loader.load_configuration  # answered once; then the loader's own method
+            return cfg if kwargs == asked else loader.load_configuration(**kwargs)
+
+        loader.load_configuration = load_configuration
+        return RunMode.RUN  # what Hydra makes of a mode the configs leave unset
 
     Hydra.get_mode = get_mode  # type: ignore[method-assign]
     try:
@@ -134,17 +157,17 @@ def run(main: Callable[[], Any], config_name: str, extra: ExtraOverrides | None 
 
             print(command_help(line))
             sys.exit(0)
-        mode = check(line)
+        single = check(line, defer=True)
         # Hydra reads sys.argv: the same arguments, flags first, then what litnets adds (the
         # dirs of $LITNETS_CONFIG_DIR; --config-dir is Hydra's own flag)
         added = [*searchpath_override(), *(extra(line) if extra else [])]
         sys.argv = [sys.argv[0], *line.hydra_argv, *added]
+        with composed_once(single):
+            main()  # a job's own errors are reported inside it (``report_errors``)
     except LitnetsError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         fail(str(err))
-    with mode_known(mode):
-        main()
     if FAILED_SWEEP_JOBS:
         print(f"litnets: {len(FAILED_SWEEP_JOBS)} sweep job(s) failed", file=sys.stderr)
         sys.exit(1)
