@@ -40,7 +40,7 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     }  # fmt: skip
     startup = report["startup"]
     assert len(startup["ratios"]) == 2  # one pair a round
-    assert 0 < min(startup["ratios"]) <= startup["ratio"] <= max(startup["ratios"])
+    assert 1 < min(startup["ratios"]) <= startup["ratio"] <= max(startup["ratios"])  # import + run
     assert "litnets_k32_over_plain_epoch" in result.stdout
 
 
