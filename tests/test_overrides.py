@@ -99,6 +99,8 @@ def test_the_parsed_values_are_hydras(tmp_path) -> None:
         (["--cfg", "everything"], "argument --cfg/-c: invalid choice: 'everything'"),
         (["-m", "resume=/tmp", "seed=1,2"], "resume= continues one run: it cannot be part of"),
         (["--config-dir", "/nonexistent"], "--config-dir: config directory /nonexistent not found"),
+        # /proc takes no new folder, not even root's (whom permission bits do not stop)
+        (["hydra.run.dir=/proc/run"], "cannot create run dirs under /proc/run: /proc is not"),
     ],
 )
 def test_mistakes_are_one_line_before_anything_runs(argv, message) -> None:

@@ -492,8 +492,12 @@ def check_output_dir(line: CommandLine) -> None:
     """Fail in one line if the run dir cannot be created (Hydra would fail with a traceback).
 
     The folder is ``paths.log_dir`` (or ``hydra.run.dir``/``hydra.sweep.dir`` when given);
-    the part before any ``${...}`` must lead to a writable directory.
+    the part before any ``${...}`` must lead to a directory a folder can be made in: tried
+    for real, since permission bits do not bind root and some file systems (``/proc``, a
+    read-only mount) refuse whatever they say.
     """
+    import tempfile
+
     chosen = [line.value(key) for key in _OUTPUT_KEYS if line.value(key)]
     where = str(chosen[-1]) if chosen else default_log_dir()
     base = Path(where.split("${")[0] or ".").expanduser().absolute()
@@ -504,11 +508,13 @@ def check_output_dir(line: CommandLine) -> None:
         raise ConfigError(
             f"cannot create run dirs under {where}: {existing} is a file, not a directory"
         )
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".litnets-probe-", dir=existing))
+    except OSError as err:
         raise ConfigError(
-            f"cannot create run dirs under {where}: {existing} is not writable; "
-            "choose another with paths.log_dir=... or LITNETS_LOG_DIR"
-        )
+            f"cannot create run dirs under {where}: {existing} is not writable "
+            f"({err.strerror}); choose another with paths.log_dir=... or LITNETS_LOG_DIR"
+        ) from None
 
 
 def resumed_dir(line: CommandLine) -> Path | None:
