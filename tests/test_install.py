@@ -178,3 +178,31 @@ def test_the_user_dir_example_trains(installed, tmp_path) -> None:
     )  # fmt: skip
     check_ok(by_env)
     assert read_metrics(run_dirs(tmp_path / "env-logs")[0])["data"] == "WineDataModule"
+
+
+FROM_THE_CHECKOUT = """
+import sys
+
+# Only the checkout's src/ on PYTHONPATH, as on a GPU host: no installed litnets is found
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+import litnets.cli, litnets.config
+
+assert litnets.cli.__file__.startswith(sys.argv[1]), litnets.cli.__file__
+print("configs:", litnets.config.CONFIG_DIR)
+sys.exit(litnets.cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_checkout_runs_without_installing(tmp_path) -> None:
+    """``PYTHONPATH=<checkout>/src`` is enough: the configs are the checkout's ``conf/``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LITNETS_", "HYDRA_"))}
+    env["PYTHONPATH"] = str(REPO / "src")
+    command = [sys.executable, "-c", FROM_THE_CHECKOUT, str(REPO / "src"), "train",
+               "trainer.max_epochs=2", "pictures=false", "logger=none",
+               f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    check_ok(result)
+    assert f"configs: {REPO / 'conf'}" in result.stdout
+    assert read_metrics(tmp_path / "run")["status"] == "completed"

@@ -19,8 +19,17 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(str(files("litnets.conf")))
-"""The packaged configs: ``<site-packages>/litnets/conf`` or, editable, the checkout's ``conf/``."""
+
+def _packaged_configs() -> Path:
+    try:
+        return Path(str(files("litnets.conf")))
+    except ModuleNotFoundError:  # a checkout's src/ on PYTHONPATH, not installed (a GPU host)
+        return Path(__file__).resolve().parents[2] / "conf"
+
+
+CONFIG_DIR = _packaged_configs()
+"""The packaged configs: ``<site-packages>/litnets/conf`` or, editable or run from a checkout's
+``src/``, the checkout's ``conf/``."""
 
 USER_CONFIG_ENV = "LITNETS_CONFIG_DIR"
 INTERNAL_GROUPS = ("hydra", "recipe")
