@@ -17,6 +17,9 @@ out="${OUT:-$PWD/gpu-check}"
 logs="$(mktemp -d)"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 LITNETS_DATA_DIR="$PWD/data" LITNETS_SHARED_DATA="$PWD/data"
+# Each test command in a fresh interpreter (tests/forked.py): CUDA does not survive a fork
+# from a process that has touched it, and whether importing Lightning does is not ours to say.
+export LITNETS_TEST_FRESH=1
 
 if compgen -G ".whl/*.whl" > /dev/null; then  # Hydra, offline
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
