@@ -33,6 +33,8 @@ from litnets.errors import ConfigError
 
 _ABSENT = object()
 _OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
+RESUME_IN_A_SWEEP = "resume= continues one run: it cannot be part of a -m sweep"
+"""Refused where the line sweeps (``check``) and where its configs do (``SingleRun``)."""
 
 
 def _hydra_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -160,7 +162,7 @@ def check(line: CommandLine, *, defer: bool = False) -> SingleRun | None:
     with open_configs(line.config_name, line.config_dirs) as configs:
         _check_jobs(line, _checked_groups(line, configs), configs)
         if line.value("resume") and line.sweeps(configs):
-            raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
+            raise ConfigError(RESUME_IN_A_SWEEP)
         if line.args.multirun and line.runs:
             _check_sweeper(line, _compose_first_job(line, configs))
     return None
@@ -201,7 +203,7 @@ class SingleRun:
             if not (override.is_hydra_override() or override.is_delete() or key in groups):
                 _check_values(override, cfg, line.config_name)
         if line.value("resume") and cfg.hydra.mode == RunMode.MULTIRUN:
-            raise ConfigError("resume= continues one run: it cannot be part of a -m sweep")
+            raise ConfigError(RESUME_IN_A_SWEEP)
         return cfg
 
 
