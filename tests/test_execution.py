@@ -315,6 +315,33 @@ def test_step_hooks_reach_the_callbacks_that_have_them(tmp_path, tiny_data_dir, 
         assert {"Seen", "StepHooks", "ModelCheckpoint", "LastCheckpoint"} <= set(listed)
 
 
+class BarWithinSteps(L.Callback):
+    """Which progress bar the trainer names while a step runs (``on_before_backward``)."""
+
+    def __init__(self) -> None:
+        self.bars: set[str] = set()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.bars.add(type(trainer.progress_bar_callback).__name__)
+
+
+@pytest.mark.parametrize("bar", ["ProgressBar", "RichProgressBar"])
+def test_the_progress_bar_stays_listed_within_steps(tmp_path, tiny_data_dir, bar) -> None:
+    """Lightning's RichProgressBar reads ``trainer.progress_bar_callback`` from its refresh
+    thread at any moment; with the list narrowed for a step it found none, and the thread
+    died on an AssertionError (a traceback on stderr, the bar frozen)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    probe = Seen(), BarWithinSteps()
+    dropped = {"+trainer.enable_progress_bar=false"}
+    dropped |= {"callbacks.progress_bar=null"} if bar == "ProgressBar" else set()
+    overrides = [o for o in tiny_mnist(tiny_data_dir, "trainer.max_epochs=1") if o not in dropped]
+    extra = [*probe, RichProgressBar()] if bar == "RichProgressBar" else [*probe]
+    training.train(compose(overrides, output_dir=str(tmp_path / "run")), extra_callbacks=extra)
+    assert probe[0].global_step == 11
+    assert probe[1].bars == {bar}
+
+
 def _trainer_with(*callbacks: L.Callback) -> L.Trainer:
     return L.Trainer(callbacks=list(callbacks), logger=False, enable_progress_bar=False,
                      enable_model_summary=False, enable_checkpointing=False)  # fmt: skip

@@ -103,7 +103,7 @@ class Task(L.LightningModule):
         self.epoch_seconds: list[float] = []
         self._epoch_started_at = 0.0
         self.last_step_loss: float | None = None
-        self._step_hook_callbacks: list[L.Callback] = []
+        self._listed_within_steps: list[L.Callback] = []
         self._resumed_train_stats: dict[str, Tensor] | None = None
         self._resumed_batches: dict[str, int] | None = None
         self._mid_epoch = False
@@ -160,7 +160,7 @@ class Task(L.LightningModule):
         if self.automatic_optimization:  # Lightning's closure calls the step hooks itself
             return self._train_step(batch, batch_idx)
         step = self._step_graph.step if self._step_graph is not None else self._train_step
-        with execution.step_hooks_only_for(self.trainer, self._step_hook_callbacks):
+        with execution.step_hooks_only_for(self.trainer, self._listed_within_steps):
             if not isinstance(batch, Chunk):
                 return step(batch, batch_idx)
             if self._step_graph is not None and (loss := self._step_graph.chunk(batch)) is not None:
@@ -280,7 +280,7 @@ class Task(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.train_started_at = self._epoch_started_at = time.perf_counter()
-        self._step_hook_callbacks = execution.step_hook_callbacks(self.trainer)
+        self._listed_within_steps = execution.listed_within_steps(self.trainer)
         if self._resumed_batches is not None:
             # Lightning hands the loader its saved state only when it builds the loader after
             # the checkpoint is read; a schedule sized by estimated_stepping_batches builds it

@@ -65,6 +65,20 @@ def step_hook_callbacks(trainer: L.Trainer) -> list[L.Callback]:
     ]
 
 
+def listed_within_steps(trainer: L.Trainer) -> list[L.Callback]:
+    """What ``trainer.callbacks`` holds during a training step: ``step_hook_callbacks`` and
+    the progress bar, in the trainer's order.
+
+    The progress bar stays so that ``trainer.progress_bar_callback`` never changes: Lightning's
+    ``RichProgressBar`` reads it from its refresh thread, at any moment, and that thread died
+    on an ``AssertionError`` (a traceback on stderr, the bar frozen) when a step had narrowed
+    it away. Its step hooks are ``Callback``'s empty ones, a few microseconds a step.
+    """
+    bar = trainer.progress_bar_callback
+    hooked = step_hook_callbacks(trainer)
+    return [callback for callback in trainer.callbacks if callback is bar or callback in hooked]
+
+
 @contextmanager
 def step_hooks_only_for(trainer: L.Trainer, callbacks: list[L.Callback]) -> Iterator[None]:
     """Within the block, Lightning dispatches callback hooks only to ``callbacks``.
@@ -73,9 +87,10 @@ def step_hooks_only_for(trainer: L.Trainer, callbacks: list[L.Callback]) -> Iter
     callback, each call wrapped in a profiler context with the callback's state-key string:
     with the default seven callbacks, none of which overrides them, that is ≈ 0.12 ms a step,
     7 % of a CPU MNIST epoch, spent calling ``Callback``'s empty methods. Narrowing
-    ``trainer.callbacks`` to ``step_hook_callbacks`` for the training step (and restoring it
+    ``trainer.callbacks`` to ``listed_within_steps`` for the training step (and restoring it
     after) keeps every hook that does something, in the same order, at the same moment.
-    Nothing inside a step reads the whole list: litnets' signal handlers only set a flag
+    What is read from the list meanwhile still finds what it looks for: the progress bar
+    (read from Rich's refresh thread) is kept, and litnets' signal handlers only set a flag
     that is acted on between Lightning calls, where checkpoints are saved.
     """
     every = trainer.callbacks
