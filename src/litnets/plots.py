@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
 
@@ -24,11 +25,11 @@ def _pyplot():
     return plt
 
 
-def _image(x: Tensor) -> Tensor:
+def _image(x: Tensor) -> np.ndarray:
     """(C, H, W) model input → (H, W) or (H, W, 3) in [0, 1] for display."""
     x = x.detach().float().cpu()
     x = (x - x.min()) / (x.max() - x.min() + 1e-12)
-    return x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).numpy()
 
 
 def image_grid(
@@ -59,7 +60,7 @@ def confusion_matrix(matrix: Tensor, class_names: Sequence[str]) -> Figure:
     n = len(class_names)
     size = max(4.0, 0.55 * n + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix.numpy(), cmap="Blues")
     ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), class_names, fontsize=8)
     ax.set_xlabel("predicted")
@@ -80,7 +81,8 @@ def regression_fit(x: Tensor, target: Tensor, prediction: Tensor, title: str) ->
     """1-D inputs: data and fitted curve over x. Otherwise: predicted against true."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    x, target, prediction = (t.detach().float().cpu() for t in (x, target, prediction))
+    # numpy arrays: matplotlib's copy=False conversion of a tensor is deprecated by numpy 2
+    x, target, prediction = (t.detach().float().cpu().numpy() for t in (x, target, prediction))
     if x.shape[1:] == (1,):
         order = x[:, 0].argsort()
         ax.scatter(x[order, 0], target[order, 0], s=4, color="tab:blue", label="data")
