@@ -26,6 +26,9 @@ IGNORED_WARNINGS = (
     # overfit_batches: litnets' own batch iterators stop shuffling (data/base.py), which
     # Lightning cannot see in a plain iterable and announces it does itself.
     "You requested to overfit but enabled .* dataloader shuffling",
+    # The lean step is manual optimization; a checkpoint every N steps holds the weights
+    # after step N, which is where resume continues (tests/test_preemption.py, exact).
+    "Using ModelCheckpoint with manual optimization and every_n_train_steps",
 )
 
 SRUN_HINT = "The `srun` command is available on your system but is not used"
