@@ -164,9 +164,13 @@ def read_metrics(run_dir: Path) -> dict:
 
 
 def check_ok(result: subprocess.CompletedProcess) -> None:
+    """Exit 0, and no traceback anywhere in the output: a run that succeeds while a thread
+    of it died (Lightning's Rich progress bar did) still prints one."""
     assert result.returncode == 0, (
         f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     )
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback (most recent call last)" not in stream, stream[-5000:]
 
 
 def make_image_folder(
