@@ -13,6 +13,7 @@ import random
 import signal
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -152,6 +153,44 @@ def test_the_signal_handlers_are_put_back(tmp_path, tiny_data_dir) -> None:
     summary = training.train(compose(tiny_mnist(tiny_data_dir), output_dir=str(tmp_path / "r")))
     assert summary["status"] == "completed"
     assert signal.getsignal(signal.SIGUSR1) == before
+
+
+class TermAfterFirstEpoch(L.Callback):
+    """Sends this process SIGTERM at the end of the first epoch, as a cluster would."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_repeated_sigterm_cannot_kill_the_run_before_it_is_recorded(
+    tmp_path, tiny_data_dir, monkeypatch
+) -> None:
+    """srun repeats a time limit's SIGTERM, late on a loaded node: after the fit, Lightning
+    has put back the default handler, and the repeat killed the run before metrics.json."""
+    from litnets.record import RunRecord
+
+    handlers_while_recording = []
+    finish = RunRecord.finish
+
+    def recording_finish(self, **kwargs):
+        handlers_while_recording.append(signal.getsignal(signal.SIGTERM))
+        if handlers_while_recording[-1] == signal.SIG_IGN:  # (else it would kill pytest)
+            os.kill(os.getpid(), signal.SIGTERM)  # the repeat, now: it must change nothing
+        return finish(self, **kwargs)
+
+    monkeypatch.setattr(RunRecord, "finish", recording_finish)
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = compose(tiny_mnist(tiny_data_dir), output_dir=str(tmp_path / "r"))
+    summary = training.train(cfg, extra_callbacks=[TermAfterFirstEpoch()])
+    assert (summary["status"], summary["stopped_by"], summary["epochs"]) == (
+        "interrupted",
+        "SIGTERM",
+        1,
+    )
+    assert handlers_while_recording == [signal.SIG_IGN]
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_a_requeued_job_finds_the_run_it_left(tmp_path, monkeypatch) -> None:

@@ -28,7 +28,7 @@ from litnets.build import (
     build_trainer,
     logged_to,
 )
-from litnets.callbacks.last_checkpoint import LastCheckpoint
+from litnets.callbacks.last_checkpoint import LastCheckpoint, repeated_sigterm_ignored
 from litnets.config import in_sweep
 from litnets.errors import ConfigError, DivergenceError, Preempted
 from litnets.models.base import Architecture
@@ -124,14 +124,15 @@ def train(
         finally:
             for callback in last_checkpoint_callbacks(trainer):
                 callback.release_preemption_signal()
-        _record_fit(record, trainer, pieces, invocation)
-        if record["status"] == "running":
-            _test(cfg, trainer, pieces, record)
-        summary = record.finish(
-            epochs=trainer.current_epoch,
-            global_steps=trainer.global_step,
-            write=trainer.is_global_zero,
-        )
+        with repeated_sigterm_ignored(last_checkpoint_callbacks(trainer)):
+            _record_fit(record, trainer, pieces, invocation)
+            if record["status"] == "running":
+                _test(cfg, trainer, pieces, record)
+            summary = record.finish(
+                epochs=trainer.current_epoch,
+                global_steps=trainer.global_step,
+                write=trainer.is_global_zero,
+            )
     preempted = summary.get("stopped_by") == "SIGUSR1" and trainer.is_global_zero
     if preempted and (job := cluster.requeue()):  # recorded first: the next start finds it
         print(f"litnets: requeued SLURM job {job}", file=sys.stderr, flush=True)

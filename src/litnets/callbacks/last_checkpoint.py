@@ -10,6 +10,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -173,3 +175,24 @@ class LastCheckpoint(ModelCheckpoint):
         name = signal.Signals(self.stop_signal).name if requested else None
         self.stopped_by = name or "a stop request on another rank"
         trainer.should_stop = True
+
+
+@contextmanager
+def repeated_sigterm_ignored(callbacks: Sequence[LastCheckpoint]) -> Iterator[None]:
+    """After a stop asked for by SIGTERM, until the block ends: another SIGTERM is ignored.
+
+    srun forwards a time limit's SIGTERM more than once, and on a loaded node the repeat can
+    come after training has ended. Lightning's teardown has then put back the default
+    handler, and the repeat killed the process before ``metrics.json`` was written (seen in
+    tests/test_slurm.py under the full suite). While training, ``_request_stop`` ignores
+    repeats itself; the caller wraps what follows the fit up to the written record in this.
+    """
+    stopping = any(callback.stop_signal == signal.SIGTERM for callback in callbacks)
+    if not stopping or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
