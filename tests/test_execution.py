@@ -332,14 +332,17 @@ def test_the_progress_bar_stays_listed_within_steps(tmp_path, tiny_data_dir, bar
     died on an AssertionError (a traceback on stderr, the bar frozen)."""
     from lightning.pytorch.callbacks import RichProgressBar
 
-    probe = Seen(), BarWithinSteps()
-    dropped = {"+trainer.enable_progress_bar=false"}
-    dropped |= {"callbacks.progress_bar=null"} if bar == "ProgressBar" else set()
-    overrides = [o for o in tiny_mnist(tiny_data_dir, "trainer.max_epochs=1") if o not in dropped]
-    extra = [*probe, RichProgressBar()] if bar == "RichProgressBar" else [*probe]
+    seen, probe = Seen(), BarWithinSteps()
+    overrides = tiny_mnist(tiny_data_dir, "trainer.max_epochs=1")
+    overrides.remove("+trainer.enable_progress_bar=false")
+    extra: list[L.Callback] = [seen, probe]
+    if bar == "ProgressBar":  # litnets' own bar, from the config
+        overrides.remove("callbacks.progress_bar=null")
+    else:  # Lightning's, in place of litnets'
+        extra.append(RichProgressBar())
     training.train(compose(overrides, output_dir=str(tmp_path / "run")), extra_callbacks=extra)
-    assert probe[0].global_step == 11
-    assert probe[1].bars == {bar}
+    assert seen.global_step == 11
+    assert probe.bars == {bar}
 
 
 def _trainer_with(*callbacks: L.Callback) -> L.Trainer:
