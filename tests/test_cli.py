@@ -182,6 +182,27 @@ def test_an_unknown_key_is_one_line_from_the_one_composition(tmp_path) -> None:
     assert not (tmp_path / "logs").exists()  # no run dir was made
 
 
+def test_a_user_config_that_is_not_yaml_is_one_line_naming_the_spot(tmp_path) -> None:
+    """PyYAML's error came through Hydra as a traceback; a run or a sweep now says where."""
+    models = tmp_path / "configs" / "model"
+    models.mkdir(parents=True)
+    (models / "broken.yaml").write_text("hidden_sizes: [16, 8\nactivation: relu\n")
+    for sweep in ([], ["-m", "model=broken,mlp"]):
+        result = litnets(
+            "train", "--config-dir", str(tmp_path / "configs"), "model=broken", *sweep, *QUICK,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        message = result.stderr.strip()
+        assert "\n" not in message
+        assert message.startswith(
+            f"litnets: error: bad YAML in {models / 'broken.yaml'}, line 2, column 11: "
+        )  # then libyaml's words or PyYAML's for what it expected
+        assert message.endswith("(while parsing a flow sequence)")
+        assert not (tmp_path / "logs").exists()
+
+
 def test_a_config_that_sets_multirun_still_sweeps(tmp_path) -> None:
     """The mode litnets hands Hydra is the configs' own: ``hydra.mode: MULTIRUN`` in a user's
     experiment makes a plain command a sweep, as it does in Hydra."""

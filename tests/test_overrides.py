@@ -132,6 +132,23 @@ def test_a_user_config_dir_adds_options(tmp_path, monkeypatch) -> None:
     assert compose(["experiment=mine"]).trainer.max_epochs == 7
 
 
+def test_a_user_config_that_is_not_yaml_is_one_line(tmp_path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "twice.yaml").write_text("hidden_sizes: [16]\nhidden_sizes: [8]\n")
+    expected = (
+        f"bad YAML in {tmp_path / 'model' / 'twice.yaml'}, line 2, column 1: "
+        "found duplicate key hidden_sizes (while constructing a mapping)"
+    )
+    for attempt in (
+        lambda: checked("--config-dir", str(tmp_path), "model=twice"),
+        lambda: checked("--config-dir", str(tmp_path), "-m", "model=twice,mlp"),
+        lambda: compose(["model=twice"], config_dirs=[tmp_path]),
+    ):
+        with pytest.raises(ConfigError) as err:
+            attempt()
+        assert str(err.value) == expected
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("/tmp/run", "/tmp/run"), ("/tmp/a b", "'/tmp/a b'"), ("/tmp/it's", "'/tmp/it\\'s'")],

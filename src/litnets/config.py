@@ -171,12 +171,30 @@ class Configs:
 
     def compose(self, overrides: Sequence[str], *, return_hydra_config: bool = False) -> DictConfig:
         from hydra import compose as hydra_compose
+        from yaml import YAMLError
 
-        return hydra_compose(
-            self.config_name,
-            [*overrides, *self.search_overrides],
-            return_hydra_config=return_hydra_config,
-        )
+        try:
+            return hydra_compose(
+                self.config_name,
+                [*overrides, *self.search_overrides],
+                return_hydra_config=return_hydra_config,
+            )
+        except YAMLError as err:
+            raise bad_yaml(err) from None
+
+
+def bad_yaml(err: Exception) -> Exception:
+    """A config file that is not valid YAML, as one ``ConfigError`` line naming the spot.
+
+    PyYAML's own message spans four lines, and Hydra passes it on as a traceback.
+    """
+    from litnets.errors import ConfigError
+
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config"
+    problem = getattr(err, "problem", None) or str(err).strip().splitlines()[-1]
+    context = getattr(err, "context", None)
+    return ConfigError(f"bad YAML in {where}: {problem}" + (f" ({context})" if context else ""))
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 from litnets.config import (
     CONFIG_DIR,
     Configs,
+    bad_yaml,
     launched_rank_is_zero,
     open_configs,
     register_resolvers,
@@ -184,10 +185,13 @@ class SingleRun:
         """
         from hydra.errors import HydraException
         from hydra.types import RunMode
+        from yaml import YAMLError
 
         line = self.line
         try:
             cfg = compose()
+        except YAMLError as err:  # a config file of the user's: the line itself is fine
+            raise bad_yaml(err) from None
         except (HydraException, ValueError) as err:
             from hydra.core.global_hydra import GlobalHydra
 
