@@ -54,6 +54,25 @@ def test_mistakes_raise_the_one_line_errors(tmp_path) -> None:
         litnets.train(["trainer=ddp_cpu", f"paths.log_dir={tmp_path}"])
 
 
+@pytest.mark.parametrize(
+    ("model_yaml", "message"),
+    [
+        ("- mlp\n", "the model config names no _target_ (the class to build)"),
+        ("{}\n", "the model config names no _target_ (the class to build)"),
+        ("_target_: nowhere.Model\n",
+         "cannot build model: no such _target_ 'nowhere.Model' (Are you sure that module "
+         "'nowhere' is installed?)"),
+    ],
+)  # fmt: skip
+def test_a_model_config_that_names_no_class_is_one_line(tmp_path, model_yaml, message) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text(model_yaml)
+    with pytest.raises(ConfigError) as err:
+        litnets.train(["model=mine", f"paths.log_dir={tmp_path / 'logs'}"], config_dir=tmp_path)
+    assert str(err.value) == message
+    assert not list((tmp_path / "logs").glob("train/runs/*"))  # nothing left behind
+
+
 def test_a_run_leaves_the_callers_logging_alone(tmp_path) -> None:
     root = logging.getLogger()
     handlers = list(root.handlers)

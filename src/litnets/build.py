@@ -77,10 +77,14 @@ def task_kind(cfg: DictConfig, datamodule: InMemoryDataModule) -> str:
 
 
 def build_model(cfg: DictConfig, datamodule: InMemoryDataModule, kind: str) -> Architecture:
+    target = cfg.model.get("_target_") if OmegaConf.is_dict(cfg.model) else None
+    if not target:
+        raise ConfigError("the model config names no _target_ (the class to build)")
     try:
-        model_class = get_class(cfg.model._target_)
+        model_class = get_class(target)
     except Exception as err:
-        raise ConfigError(f"model._target_: {err}") from err
+        reason = str(err).strip().splitlines()[-1]  # Hydra's last line says what is missing
+        raise ConfigError(f"cannot build model: no such _target_ {target!r} ({reason})") from err
     if issubclass(model_class, Architecture):
         model_class.check_compatible(kind, datamodule.input_shape)
     return instantiate_node(
