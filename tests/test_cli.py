@@ -203,6 +203,31 @@ def test_a_user_config_that_is_not_yaml_is_one_line_naming_the_spot(tmp_path) ->
         assert not (tmp_path / "logs").exists()
 
 
+def test_an_interpolation_that_cannot_resolve_is_one_line(tmp_path) -> None:
+    """A ``${...}`` naming an unset variable or a missing key, on the line or in a config
+    file, was OmegaConf's traceback (and iterating Hydra's list of the line's overrides
+    resolved them too)."""
+    models = tmp_path / "configs" / "model"
+    models.mkdir(parents=True)
+    (models / "from_env.yaml").write_text(
+        "defaults:\n  - mlp\n  - _self_\nhidden_sizes: ${oc.env:LITNETS_TEST_UNSET_SIZES}\n"
+    )
+    for given, expected in (
+        (["data.batch_size=${oc.env:LITNETS_TEST_UNSET}"],
+         "cannot resolve data.batch_size: Environment variable 'LITNETS_TEST_UNSET' not found"),
+        (["optimizer.lr=${optimizer.rate}"],
+         "cannot resolve optimizer.lr: Interpolation key 'optimizer.rate' not found"),
+        (["--config-dir", str(tmp_path / "configs"), "model=from_env"],
+         "cannot resolve model.hidden_sizes: Environment variable 'LITNETS_TEST_UNSET_SIZES' "
+         "not found"),
+    ):  # fmt: skip
+        result = litnets("train", *given, *QUICK, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == f"litnets: error: {expected}"
+        assert "Traceback" not in result.stderr
+        assert not list((tmp_path / "logs").glob("train/runs/*"))  # no run dir left
+
+
 def test_a_config_that_sets_multirun_still_sweeps(tmp_path) -> None:
     """The mode litnets hands Hydra is the configs' own: ``hydra.mode: MULTIRUN`` in a user's
     experiment makes a plain command a sweep, as it does in Hydra."""

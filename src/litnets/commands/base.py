@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from omegaconf import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError
 
 from litnets.config import CONFIG_DIR, register_resolvers, searchpath_override
 from litnets.errors import LitnetsError
@@ -30,6 +31,18 @@ def process_started_at() -> float:
     return cli.STARTED_AT
 
 
+def task_overrides() -> list[str]:
+    """This job's ``key=value`` overrides as typed: a ``${...}`` in one stays unresolved.
+
+    Iterating Hydra's ``overrides.task`` list would resolve each string against Hydra's own
+    config: ``x=${oc.env:HOME}`` would come back expanded, and an unset variable would fail.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    return [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task)]
+
+
 def fail(message: str) -> None:
     print(f"litnets: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -39,7 +52,19 @@ def _one_line(err: Exception) -> str:
     if isinstance(err, MissingMandatoryValue):  # a `???` in the config that nobody filled
         key = err.full_key or "a required value"
         return f"{key} is required: add {key}=... to the command line"
+    if isinstance(err, InterpolationResolutionError):  # a ${...} naming what is not there
+        return f"cannot resolve {err.full_key}: {_first_cause(err)}"
     return str(err)
+
+
+def _first_cause(err: Exception) -> str:
+    """The error a resolver raised (an unset variable's ``KeyError``), not OmegaConf's wrap."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    while isinstance(err, OmegaConfBaseException) and isinstance(err.__context__, Exception):
+        err = err.__context__
+    text = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+    return text.strip().splitlines()[0]
 
 
 FAILED_SWEEP_JOBS: list[str] = []  # jobs of an in-process sweep that stopped with an error
@@ -58,7 +83,7 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (LitnetsError, MissingMandatoryValue) as err:
+        except (LitnetsError, MissingMandatoryValue, InterpolationResolutionError) as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"litnets: error: {_one_line(err)}", file=sys.stderr)

@@ -11,17 +11,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from litnets.commands.base import hydra_command, run
+from litnets.commands.base import hydra_command, run, task_overrides
 
 
 @hydra_command("benchmark")
 def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
     from litnets.benchmark import benchmark, format_report
     from litnets.record import write_json
 
-    report = benchmark(cfg, list(HydraConfig.get().overrides.task))
+    report = benchmark(cfg, task_overrides())
     print(format_report(report))
     write_json(Path(cfg.paths.output_dir) / "benchmark.json", report)
     print(f"litnets: wrote {cfg.paths.output_dir}/benchmark.json", file=sys.stderr)

@@ -7,14 +7,12 @@ import time
 
 from omegaconf import DictConfig
 
-from litnets.commands.base import hydra_command, process_started_at, run
+from litnets.commands.base import hydra_command, process_started_at, run, task_overrides
 from litnets.overrides import CommandLine, resume_in_place
 
 
 @hydra_command("train")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
     from litnets.config import in_sweep, launched_rank_is_zero
     from litnets.record import command_line
     from litnets.training import Invocation, format_summary, train
@@ -22,7 +20,7 @@ def main(cfg: DictConfig) -> float | None:
     # A sweep job's start-up counts from the job's own start, not from the sweep's.
     started = time.perf_counter() if in_sweep() else process_started_at()
     invocation = Invocation(command=command_line("train"), started_at=started, can_relaunch=True)
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = task_overrides()
     summary = train(cfg, overrides=overrides, invocation=invocation)
     if launched_rank_is_zero():
         print(format_summary(summary, cfg.paths.log_dir))
