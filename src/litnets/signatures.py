@@ -3,7 +3,8 @@
 ``trainer.max_epochs=abc`` would otherwise reach Lightning and fail deep inside as an
 ``AssertionError``; comparing the value with ``Trainer.__init__``'s hint says what is wrong
 in one line. Only hints made of plain scalars (``int``, ``float``, ``bool``, ``str``,
-``None``, ``Literal``) are enforced: anything richer is accepted and left to the target.
+``None``, ``Literal``), and lists of them, are enforced: anything richer is accepted and
+left to the target.
 ``PositiveInt`` and ``PositiveFloat`` (``Annotated`` hints) add a lower bound, and
 ``STRICTER_HINTS`` adds litnets' own hints to third-party targets (Lightning takes
 ``check_val_every_n_epoch=0`` and fails later on a modulo by zero).
@@ -11,6 +12,7 @@ in one line. Only hints made of plain scalars (``int``, ``float``, ``bool``, ``s
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import types
 import typing
@@ -40,6 +42,9 @@ STRICTER_HINTS: dict[str, dict[str, Any]] = {
         "num_nodes": PositiveInt,
     },
     "torch.optim.optimizer.Optimizer": {"lr": PositiveFloat},
+    # both divide by these when stepped, mid-training, so 0 was a ZeroDivisionError there
+    "torch.optim.lr_scheduler.StepLR": {"step_size": PositiveInt},
+    "torch.optim.lr_scheduler.CosineAnnealingLR": {"T_max": PositiveInt},
 }
 """Hints litnets adds to a target, by the qualified name of the target or one of its bases."""
 
@@ -58,6 +63,13 @@ def _accepts(hint: Any, value: Any) -> bool | object:
         return _UNCHECKED if any(v is _UNCHECKED for v in verdicts) else False
     if origin is Literal:
         return value in typing.get_args(hint)
+    if origin in (list, collections.abc.Sequence) or _is_variadic_tuple(hint):
+        if not isinstance(value, list | tuple):  # a string is a sequence, but not of these
+            return False
+        verdicts = [_accepts(typing.get_args(hint)[0], item) for item in value]
+        if any(v is False for v in verdicts):
+            return False
+        return True if all(v is True for v in verdicts) else _UNCHECKED
     if origin is Annotated:
         base, *markers = typing.get_args(hint)
         fits = _accepts(base, value)
@@ -74,6 +86,12 @@ def _accepts(hint: Any, value: Any) -> bool | object:
     return _UNCHECKED
 
 
+def _is_variadic_tuple(hint: Any) -> bool:
+    """``tuple[X, ...]``: any length, every item an X (a config gives it as a list)."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
 def _flatten(hint: Any) -> list[Any]:
     if typing.get_origin(hint) in (Union, types.UnionType):
         return [leaf for arg in typing.get_args(hint) for leaf in _flatten(arg)]
@@ -85,6 +103,8 @@ def _describe(hint: Any) -> str:
         base, *markers = typing.get_args(hint)
         described = [m.description for m in markers if isinstance(m, Positive)]
         return described[0] if described else _describe(base)
+    if typing.get_origin(hint) in (list, collections.abc.Sequence) or _is_variadic_tuple(hint):
+        return f"a list, each item {_describe(typing.get_args(hint)[0])}"
     literals = [v for h in _flatten(hint) if typing.get_origin(h) is Literal for v in h.__args__]
     others = [
         "null" if h is type(None) else _describe(h) if typing.get_origin(h) else h.__name__

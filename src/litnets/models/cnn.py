@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from litnets.models.base import Architecture, make_activation
+from litnets.signatures import PositiveInt
 
 
 class CNN(Architecture):
@@ -21,9 +22,9 @@ class CNN(Architecture):
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        channels: Sequence[int] = (32, 32, 64),
-        kernel_size: int = 5,
-        hidden_size: int = 64,
+        channels: Sequence[PositiveInt] = (32, 32, 64),
+        kernel_size: PositiveInt = 5,
+        hidden_size: PositiveInt = 64,
         activation: str | None = None,
     ) -> None:
         super().__init__()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from litnets.models.base import Architecture, flat_size, make_activation
+from litnets.signatures import PositiveInt
 
 
 class MLP(Architecture):
@@ -16,7 +17,7 @@ class MLP(Architecture):
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        hidden_sizes: Sequence[int] = (300, 100),
+        hidden_sizes: Sequence[PositiveInt] = (300, 100),
         activation: str = "relu",
         batchnorm: bool = False,
         dropout: float = 0.0,
