@@ -185,6 +185,36 @@ def test_optuna_search_reports_its_best_trial(tmp_path) -> None:
     assert set(best["best_params"]) == {"optimizer.lr", "model.hidden_sizes.0", "model.activation"}
 
 
+def test_optuna_search_goes_on_past_a_failed_trial(tmp_path) -> None:
+    """A failed trial is recorded as failed and the search goes on to its best: it stopped
+    with a traceback (hydra-optuna-sweeper told Optuna the failed job's NaN again)."""
+    presets = tmp_path / "configs" / "hparams_search"
+    presets.mkdir(parents=True)
+    (presets / "half_bad.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n  - override /hydra/sweeper: optuna\n"
+        "  - override /hydra/sweeper/sampler: random\n"
+        "optimized_metric: val/acc\n"
+        "hydra:\n  mode: MULTIRUN\n  sweeper:\n    direction: maximize\n    n_trials: 4\n"
+        "    sampler:\n      seed: 1\n"  # draws 0, 0, 16, 0
+        "    params:\n      data.batch_size: choice(16, 0)\n"
+    )
+    result = run_script(
+        "train.py", "--config-dir", str(tmp_path / "configs"), "hparams_search=half_bad",
+        "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1", "pictures=false",
+        "logger=none", log_dir=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("litnets: error: data.batch_size must be a positive integer") == 3
+    assert "litnets: 3 sweep job(s) failed" in result.stderr
+    (results,) = tmp_path.rglob("optimization_results.yaml")
+    best = yaml.safe_load(results.read_text())
+    assert best["best_params"] == {"data.batch_size": 16}
+    (trained,) = [read_metrics(run) for run in run_dirs(tmp_path)]
+    assert best["best_value"] == pytest.approx(trained["objective"])
+
+
 @pytest.mark.parametrize("preset", ["iris_mlp", "mnist_mlp"])
 def test_search_presets_maximise_validation_accuracy(preset) -> None:
     cfg = compose_with_hydra([f"hparams_search={preset}"])

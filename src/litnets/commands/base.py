@@ -73,8 +73,10 @@ FAILED_SWEEP_JOBS: list[str] = []  # jobs of an in-process sweep that stopped wi
 def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Print a ``LitnetsError`` (or a required value left unset) as ``litnets: error: ...``, exit 2.
 
-    In a ``-m`` sweep the failed job is reported the same way and returns NaN, which Optuna
-    records as a failed trial; the sweep goes on, and the command exits 1 at its end.
+    In a ``-m`` sweep the failed job is reported the same way and returns ``None``, which
+    Optuna's sweeper records as a failed trial; the sweep goes on, and the command exits 1 at
+    its end. (Optuna's own convention, NaN, stops hydra-optuna-sweeper 1.3 with a traceback:
+    it tells the study the NaN again along with the failure, hydra-ecosystem/hydra#2237.)
     ``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as it does for Hydra's errors.
     """
     from litnets.config import in_sweep
@@ -89,7 +91,7 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             print(f"litnets: error: {_one_line(err)}", file=sys.stderr)
             if in_sweep():
                 FAILED_SWEEP_JOBS.append(str(err))
-                return float("nan")
+                return None
             _discard_run_dir()
             sys.exit(2)
 

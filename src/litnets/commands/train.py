@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -26,7 +27,8 @@ def main(cfg: DictConfig) -> float | None:
         print(format_summary(summary, cfg.paths.log_dir))
     if status := exit_status(summary):
         sys.exit(status)
-    return summary.get("objective")
+    objective = summary.get("objective")
+    return None if objective is None or math.isnan(objective) else objective  # None: failed
 
 
 def exit_status(summary: dict) -> int:
