@@ -93,6 +93,10 @@ def test_the_parsed_values_are_hydras(tmp_path) -> None:
         (["+seed=3"], "+seed adds a key, but seed is already there"),
         (["-m", "optimizer.lr=interval(0.001,0.1)"], "interval(...) needs a sweeper that samples"),
         (["-m", "hydra/sweeper=optuna", "optimizer.lr=interval(0.001,0.1)"], "optimized_metric"),
+        (
+            ["hparams_search=iris_mlp", "hydra.sweeper.n_trials=0"],
+            "hydra.sweeper.n_trials must be a positive integer, got 0",
+        ),
         (["x=["], "cannot parse the overrides"),
         (["scheduler=null", "seed=1"], "cannot compose the config with scheduler=null"),
         (["task.loss_kwargs={label_smoothing:0.1}"], "To append to your config use +task.loss"),

@@ -206,8 +206,11 @@ class SingleRun:
             key = override.key_or_group
             if not (override.is_hydra_override() or override.is_delete() or key in groups):
                 _check_values(override, cfg, line.config_name)
-        if line.value("resume") and cfg.hydra.mode == RunMode.MULTIRUN:
-            raise ConfigError(RESUME_IN_A_SWEEP)
+        if cfg.hydra.mode == RunMode.MULTIRUN:  # the configs sweep (hparams_search=...)
+            if line.value("resume"):
+                raise ConfigError(RESUME_IN_A_SWEEP)
+            if line.runs:
+                _check_sweeper(line, cfg)
         return cfg
 
 
@@ -272,6 +275,9 @@ def _check_sweeper(line: CommandLine, first: DictConfig) -> None:
             "an Optuna sweep maximises or minimises optimized_metric: add, for example, "
             "optimized_metric=val/acc hydra.sweeper.direction=maximize"
         )
+    trials = first.hydra.sweeper.get("n_trials", 1) if optuna else 1
+    if not isinstance(trials, int) or trials < 1:  # 0: Optuna's "No trials are completed yet"
+        raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {trials!r}")
 
 
 # ---- group options ---------------------------------------------------------------------
