@@ -19,6 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from litnets.errors import ConfigError
+
 
 def _packaged_configs() -> Path:
     try:
@@ -38,8 +40,6 @@ INTERNAL_GROUPS = ("hydra", "recipe")
 
 def user_config_dirs(extra: Sequence[str | Path] = ()) -> list[str]:
     """Search-path entries (``file://...``) for ``extra`` dirs, then ``$LITNETS_CONFIG_DIR``'s."""
-    from litnets.errors import ConfigError
-
     listed = os.environ.get(USER_CONFIG_ENV, "")
     folders = [*extra, *(p for p in listed.split(os.pathsep) if p)]
     entries = []
@@ -183,13 +183,11 @@ class Configs:
             raise bad_yaml(err) from None
 
 
-def bad_yaml(err: Exception) -> Exception:
+def bad_yaml(err: Exception) -> ConfigError:
     """A config file that is not valid YAML, as one ``ConfigError`` line naming the spot.
 
     PyYAML's own message spans four lines, and Hydra passes it on as a traceback.
     """
-    from litnets.errors import ConfigError
-
     mark = getattr(err, "problem_mark", None)
     where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config"
     problem = getattr(err, "problem", None) or str(err).strip().splitlines()[-1]
