@@ -52,6 +52,10 @@ def test_mistakes_raise_the_one_line_errors(tmp_path) -> None:
         litnets.evaluate([f"ckpt_path={tmp_path}/none.ckpt", f"paths.log_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="cannot start 2-process DDP"):
         litnets.train(["trainer=ddp_cpu", f"paths.log_dir={tmp_path}"])
+    unset = "cannot resolve data.batch_size: Environment variable 'LITNETS_TEST_UNSET' not found"
+    with pytest.raises(ConfigError, match=unset):  # OmegaConf's error, found inside the run
+        litnets.train(["data.batch_size=${oc.env:LITNETS_TEST_UNSET}", f"paths.log_dir={tmp_path}"])
+    assert not list(tmp_path.glob("train/runs/*"))
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from litnets.config import open_configs
-from litnets.errors import ConfigError, LitnetsError
+from litnets.errors import CONFIG_MISTAKES, ConfigError, LitnetsError, one_line
 from litnets.overrides import CommandLine, check, resume_in_place
 
 Job = Callable[[DictConfig, list[str], str, float], dict[str, Any]]
@@ -129,11 +129,13 @@ def _run_job(
             )
     try:
         return result.return_value  # the job's own exception, re-raised, if it failed
-    except LitnetsError:
+    except (LitnetsError, *CONFIG_MISTAKES) as err:
         from litnets.record import discard_if_unused
 
         discard_if_unused(Path(cfg.hydra.runtime.output_dir), called_at)
-        raise
+        if isinstance(err, LitnetsError):
+            raise
+        raise ConfigError(one_line(err)) from err
 
 
 class _NoCallbacks:

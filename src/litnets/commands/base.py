@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from omegaconf import MissingMandatoryValue
-from omegaconf.errors import InterpolationResolutionError
-
 from litnets.config import CONFIG_DIR, register_resolvers, searchpath_override
-from litnets.errors import LitnetsError
+from litnets.errors import CONFIG_MISTAKES, LitnetsError, one_line
 from litnets.overrides import CommandLine, SingleRun, check
 
 ExtraOverrides = Callable[[CommandLine], list[str]]
@@ -48,30 +45,11 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _one_line(err: Exception) -> str:
-    if isinstance(err, MissingMandatoryValue):  # a `???` in the config that nobody filled
-        key = err.full_key or "a required value"
-        return f"{key} is required: add {key}=... to the command line"
-    if isinstance(err, InterpolationResolutionError):  # a ${...} naming what is not there
-        return f"cannot resolve {err.full_key}: {_first_cause(err)}"
-    return str(err)
-
-
-def _first_cause(err: Exception) -> str:
-    """The error a resolver raised (an unset variable's ``KeyError``), not OmegaConf's wrap."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    while isinstance(err, OmegaConfBaseException) and isinstance(err.__context__, Exception):
-        err = err.__context__
-    text = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
-    return text.strip().splitlines()[0]
-
-
 FAILED_SWEEP_JOBS: list[str] = []  # jobs of an in-process sweep that stopped with an error
 
 
 def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a ``LitnetsError`` (or a required value left unset) as ``litnets: error: ...``, exit 2.
+    """Print a ``LitnetsError`` (or one of ``CONFIG_MISTAKES``) as ``litnets: error: ...``, exit 2.
 
     In a ``-m`` sweep the failed job is reported the same way and returns ``None``, which
     Optuna's sweeper records as a failed trial; the sweep goes on, and the command exits 1 at
@@ -85,10 +63,10 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (LitnetsError, MissingMandatoryValue, InterpolationResolutionError) as err:
+        except (LitnetsError, *CONFIG_MISTAKES) as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"litnets: error: {_one_line(err)}", file=sys.stderr)
+            print(f"litnets: error: {one_line(err)}", file=sys.stderr)
             if in_sweep():
                 FAILED_SWEEP_JOBS.append(str(err))
                 return None
