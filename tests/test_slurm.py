@@ -213,10 +213,16 @@ def test_preempted_job_requeues_and_resumes_exactly(slurm, tmp_path, long_data, 
         job,
     )
     assert 20 <= stopped["epochs"] < EPOCHS
-    requeued_at = time.monotonic()
+    requeued_at, requeue_second = time.monotonic(), int(time.time())
     # SLURM holds a requeued job back for a while; start it now, once the node has finished
-    # cleaning up after the first start (else: "Job credential revoked").
-    wait_for(lambda: node_state(slurm) == "idle", "the node is idle again")
+    # cleaning up after the first start and the clock is past the second of the requeue:
+    # slurmd revoked the first start's credential then, and refuses any credential of the
+    # job made up to that second, whole seconds compared ("Killing non-startable batch
+    # JobId=1: Job credential revoked" in slurmctld.log when restarted within it).
+    wait_for(
+        lambda: node_state(slurm) == "idle" and int(time.time()) > requeue_second,
+        "the node is idle again, in a later second",
+    )
     subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], env=slurm, check=True)
     wait_for(ended(slurm, job), "the job ends")
     output = (tmp_path / f"job-{job}.out").read_text()
