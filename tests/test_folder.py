@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -84,6 +86,23 @@ def test_decoded_images_are_cached_until_a_file_changes(tmp_path, monkeypatch) -
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
     images(root, cache_dir=str(tmp_path / "cache")).setup()
     assert len(calls) == 18  # a changed folder is decoded again
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_first_decoding_shows_its_progress_on_a_terminal(tmp_path, monkeypatch) -> None:
+    root = make_image_folder(tmp_path / "shown", per_class=6)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    images(root).setup()
+    shown = sys.stderr.getvalue()
+    assert "litnets: data: reading image headers" in shown and "/18 [" in shown  # of 18 files
+    assert "litnets: data: decoding images" in shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: no bar
+    images(root).setup()
+    assert sys.stderr.getvalue() == ""
 
 
 def test_the_dataloader_path_streams_the_same_batches(tmp_path) -> None:

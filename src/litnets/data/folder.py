@@ -263,7 +263,7 @@ class ImageFolderDataModule(InMemoryDataModule):
         if cached:
             ok, heights, widths, grey = (cached[k] for k in ("ok", "heights", "widths", "grey"))
         else:
-            headers = self._map(_header, [path for path, _ in listing])
+            headers = self._map(_header, [path for path, _ in listing], "reading image headers")
             ok = torch.tensor([h is not None for h in headers], dtype=torch.bool)
             heights = torch.tensor([h[0] if h else 0 for h in headers])
             widths = torch.tensor([h[1] if h else 0 for h in headers])
@@ -333,7 +333,9 @@ class ImageFolderDataModule(InMemoryDataModule):
         if cached:
             return cached["images"]
         size = tuple(fitted.image_size)
-        arrays = self._map(lambda path: decode(path, fitted.channels, size), scan.files)
+        arrays = self._map(
+            lambda path: decode(path, fitted.channels, size), scan.files, "decoding images"
+        )
         images = torch.from_numpy(np.stack(arrays))
         self._store(name, {"images": images})
         return images
@@ -347,16 +349,26 @@ class ImageFolderDataModule(InMemoryDataModule):
         elif self.streams:
             sample = train[:: max(1, len(train) // 2000)]
             size = tuple(fitted.image_size)
-            images = torch.from_numpy(np.stack(self._map(lambda i: decode(scan.files[i], fitted.channels, size), list(sample))))  # fmt: skip
+            images = torch.from_numpy(np.stack(self._map(lambda i: decode(scan.files[i], fitted.channels, size), list(sample), "sampling image statistics")))  # fmt: skip
         else:
             images = self._decoded()[train]
         pixels = images.float().div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
         fitted.mean = [float(v) for v in pixels.mean(dim=1)]
         fitted.std = [max(float(v), 1e-6) for v in pixels.std(dim=1)]
 
-    def _map(self, function: Any, items: list[Any]) -> list[Any]:
-        with ThreadPoolExecutor(self.decode_threads) as pool:
-            return list(pool.map(function, items, chunksize=64))
+    def _map(self, function: Any, items: list[Any], what: str) -> list[Any]:
+        """``function`` over ``items`` on the decode threads, with a progress bar on a terminal:
+        a first decoding of tens of thousands of images takes a while."""
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc=f"litnets: data: {what}", unit=" files",
+                   disable=None, leave=False, file=sys.stderr)  # fmt: skip
+        with bar, ThreadPoolExecutor(self.decode_threads) as pool:
+            results = []
+            for result in pool.map(function, items, chunksize=64):
+                results.append(result)
+                bar.update()
+            return results
 
     def _cache(self, name: str) -> dict[str, Any] | None:
         path = self.cache_dir / "image_folder" / name if self.cache_dir else None
