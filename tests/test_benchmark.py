@@ -11,6 +11,7 @@ from conftest import check_ok, run_script
 from litnets import benchmark
 from litnets.config import compose
 from litnets.errors import ConfigError
+from litnets.overrides import CommandLine, check
 
 
 def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
@@ -48,6 +49,21 @@ def test_unknown_competitor_is_one_line(tmp_path) -> None:
     result = run_script("benchmark.py", "competitors=[plain,keras]", log_dir=tmp_path)
     assert result.returncode == 2
     assert "unknown competitor(s) keras: choose from tutorial, plain" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("epochs=0", "epochs must be a positive integer, got 0"),
+     ("repeats=abc", "repeats must be a positive integer, got 'abc'"),
+     ("competitors=plain", "competitors must be a list, each item str, got 'plain'"),
+     ("test_ckpt=first", "test_ckpt must be one of 'best', 'last', got 'first'")],  # train's
+)  # fmt: skip
+def test_the_benchmarks_own_settings_are_checked(override, message) -> None:
+    """On the command line and in the config alike: epochs=0 was an IndexError traceback."""
+    with pytest.raises(ConfigError, match=message):
+        check(CommandLine.parse([override], "benchmark"))
+    with pytest.raises(ConfigError, match=message):
+        benchmark.benchmark(compose([override], "benchmark"), [override])
 
 
 def test_a_gpu_benchmark_without_a_gpu_is_one_line(monkeypatch) -> None:

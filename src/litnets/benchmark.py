@@ -51,6 +51,7 @@ from litnets import build, training
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
 from litnets.quiet import quiet_lightning
+from litnets.signatures import PositiveInt
 from litnets.tasks import graphs
 
 
@@ -389,9 +390,22 @@ def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
     raise RuntimeError(f"the startup run failed:\n{result.stderr[-2000:]}")
 
 
+@dataclass(frozen=True)
+class BenchmarkOptions(training.RunOptions):
+    """``conf/benchmark.yaml``'s own top-level keys, typed as train's are: ``epochs=0``
+    failed deep in the timing code with an ``IndexError``."""
+
+    epochs: PositiveInt
+    repeats: PositiveInt
+    competitors: list[str]
+    gpu_competitors: list[str]
+    measure_startup: bool
+
+
 def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """Run the competitors, interleaved, ``repeats`` rounds; ``overrides`` (the command line)
     also drive the start-up run."""
+    training.check_run_options(cfg, BenchmarkOptions)
     device = _device(cfg)
     epochs, repeats = int(cfg.epochs), int(cfg.repeats)
     names = list(cfg.competitors)

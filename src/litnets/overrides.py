@@ -452,10 +452,14 @@ def _check_values(override: Any, cfg: DictConfig, config_name: str) -> None:
 
 def top_level_options(config_name: str) -> Any:
     """The dataclass typing a primary config's own keys (``seed``, ``top_k``, ...), if any."""
-    if config_name in ("train", "benchmark"):
+    if config_name == "train":
         from litnets.training import RunOptions
 
         return RunOptions
+    if config_name == "benchmark":
+        from litnets.benchmark import BenchmarkOptions
+
+        return BenchmarkOptions
     if config_name == "predict":
         from litnets.inference import PredictOptions
 

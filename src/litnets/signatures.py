@@ -17,7 +17,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Annotated, Any, Literal, Union
 
 from litnets.errors import ConfigError
@@ -127,7 +127,9 @@ def _function_hints(function: Callable[..., Any]) -> dict[str, Any]:
 def _hints(target: Callable[..., Any]) -> dict[str, Any]:
     """The target's parameter hints; for a class, its bases' too (``**kwargs`` passed up)."""
     hints: dict[str, Any] = {}
-    if isinstance(target, type):
+    if is_dataclass(target):  # each field's hint read in its own class's module
+        hints = _function_hints(target)
+    elif isinstance(target, type):
         for base in reversed(target.__mro__):  # a subclass's own hint wins
             if "__init__" in vars(base):
                 hints |= _function_hints(base.__init__)

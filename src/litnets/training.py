@@ -27,6 +27,7 @@ from litnets.build import (
     build_pieces,
     build_trainer,
     logged_to,
+    plain,
 )
 from litnets.callbacks.last_checkpoint import LastCheckpoint, repeated_sigterm_ignored
 from litnets.config import in_sweep
@@ -277,9 +278,10 @@ def spawns_ranks(trainer: L.Trainer, invocation: Invocation) -> bool:
     return True
 
 
-def check_run_options(cfg: DictConfig) -> None:
-    options = {f.name: cfg[f.name] for f in fields(RunOptions) if f.name in cfg}
-    check_arguments(RunOptions, options, where="")
+def check_run_options(cfg: DictConfig, typed: type = RunOptions) -> None:
+    """The config's top-level keys against their types (``RunOptions`` or a subclass)."""
+    options = {f.name: plain(cfg[f.name]) for f in fields(typed) if f.name in cfg}
+    check_arguments(typed, options, where="")
 
 
 def check_optimized_metric(cfg: DictConfig, task: Task) -> None:
