@@ -7,6 +7,8 @@ run in tests/test_cli.py and tests/test_install.py.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from litnets.config import compose
@@ -120,6 +122,14 @@ def test_other_commands_check_their_own_keys() -> None:
         checked("ckpt_path=x", "top_k=0", config="predict")
     with pytest.raises(ConfigError, match="did you mean ckpt_path"):
         checked("ckpt_pth=x", config="eval")
+    for config, override, message in (
+        ("eval", "accelerator=tpu", "accelerator must be one of 'auto', 'cpu', 'gpu'"),
+        ("eval", "seed=abc", "seed must be int, got 'abc'"),
+        ("export", "formats=[torch_exprot]", "formats must be a list, each item one of"),
+        ("predict", "unknown_categories=maybe", "unknown_categories must be one of 'error'"),
+    ):  # each was taken, then failed inside the run or (formats) was skipped without a word
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            checked("ckpt_path=x", override, config=config)
 
 
 def test_a_user_config_dir_adds_options(tmp_path, monkeypatch) -> None:

@@ -51,7 +51,7 @@ from litnets import build, training
 from litnets.data.mnist import FILES, MNISTDataModule
 from litnets.errors import ConfigError
 from litnets.quiet import quiet_lightning
-from litnets.signatures import PositiveInt
+from litnets.signatures import PositiveInt, check_options
 from litnets.tasks import graphs
 
 
@@ -405,7 +405,7 @@ class BenchmarkOptions(training.RunOptions):
 def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """Run the competitors, interleaved, ``repeats`` rounds; ``overrides`` (the command line)
     also drive the start-up run."""
-    training.check_run_options(cfg, BenchmarkOptions)
+    check_options(cfg, BenchmarkOptions)
     device = _device(cfg)
     epochs, repeats = int(cfg.epochs), int(cfg.repeats)
     names = list(cfg.competitors)

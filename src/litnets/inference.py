@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -25,7 +25,7 @@ from litnets.models import saved
 from litnets.models.base import Architecture
 from litnets.quiet import quiet_lightning
 from litnets.record import environment, scalars, write_json
-from litnets.signatures import PositiveInt, check_arguments
+from litnets.signatures import PositiveInt, check_options
 from litnets.tasks import Task
 
 
@@ -88,6 +88,7 @@ def _summary(
 def evaluate(cfg: DictConfig, *, command: str = "litnets.inference.evaluate") -> dict[str, Any]:
     """Test a checkpoint on its run's test set."""
     started = time.perf_counter()
+    check_options(cfg, CheckpointOptions)
     with quiet_lightning():
         restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
         restored.datamodule.check_available()
@@ -98,17 +99,35 @@ def evaluate(cfg: DictConfig, *, command: str = "litnets.inference.evaluate") ->
 
 
 @dataclass(frozen=True)
-class PredictOptions:
-    """``conf/predict.yaml``'s counts, checked before anything is loaded."""
+class CheckpointOptions:
+    """``conf/checkpoint.yaml``'s keys, shared by eval, predict and export, checked before
+    anything is loaded (``accelerator=tpu`` was torch_xla's traceback)."""
+
+    data_dir: str | None
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    seed: int
+
+
+@dataclass(frozen=True)
+class PredictOptions(CheckpointOptions):
+    """``conf/predict.yaml``'s own keys."""
 
     top_k: PositiveInt
     num_samples: PositiveInt
+    unknown_categories: Literal["error", "zeros"] | None
+
+
+@dataclass(frozen=True)
+class ExportOptions(CheckpointOptions):
+    """``conf/export.yaml``'s own keys: a misspelt format was skipped without a word."""
+
+    formats: list[Literal["state_dict", "torch_export"]]
 
 
 def predict(cfg: DictConfig, *, command: str = "litnets.inference.predict") -> dict[str, Any]:
     """Predict on images, CSV rows or test samples; write ``predictions.csv``."""
     started = time.perf_counter()
-    check_arguments(PredictOptions, {f.name: cfg[f.name] for f in fields(PredictOptions)}, "")
+    check_options(cfg, PredictOptions)
     with quiet_lightning():
         restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
         if cfg.get("unknown_categories") and hasattr(restored.datamodule, "unknown_categories"):
@@ -179,6 +198,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def export(cfg: DictConfig, *, command: str = "litnets.inference.export") -> dict[str, Any]:
     """Write the model as ``model.pt`` + ``model.json`` (and ``model.pt2`` via torch.export)."""
     started = time.perf_counter()
+    check_options(cfg, ExportOptions)
     with quiet_lightning():
         restored = restore(cfg.ckpt_path, cfg.get("data_dir"))
     model, datamodule = restored.model, restored.datamodule

@@ -460,10 +460,14 @@ def top_level_options(config_name: str) -> Any:
         from litnets.benchmark import BenchmarkOptions
 
         return BenchmarkOptions
-    if config_name == "predict":
-        from litnets.inference import PredictOptions
+    if config_name in ("eval", "predict", "export"):
+        from litnets import inference
 
-        return PredictOptions
+        return {
+            "eval": inference.CheckpointOptions,
+            "predict": inference.PredictOptions,
+            "export": inference.ExportOptions,
+        }[config_name]
     return None
 
 

@@ -152,3 +152,19 @@ def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], wh
                 f"{where}{'.' if where else ''}{key} must be {_describe(hint)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
+
+
+def check_options(cfg: Mapping[str, Any], typed: type) -> None:
+    """A config's own top-level keys against ``typed``, a dataclass of their hints: what a
+    command reads from its primary config (``seed``, ``epochs``, ``top_k``, ...)."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    options = {
+        f.name: OmegaConf.to_container(cfg[f.name]) if OmegaConf.is_config(cfg[f.name])
+        else cfg[f.name]
+        for f in fields(typed)
+        if f.name in cfg
+    }  # fmt: skip
+    check_arguments(typed, options, where="")

@@ -10,7 +10,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,6 @@ from litnets.build import (
     build_pieces,
     build_trainer,
     logged_to,
-    plain,
 )
 from litnets.callbacks.last_checkpoint import LastCheckpoint, repeated_sigterm_ignored
 from litnets.config import in_sweep
@@ -35,7 +34,7 @@ from litnets.errors import ConfigError, DivergenceError, Preempted
 from litnets.models.base import Architecture
 from litnets.quiet import quiet_lightning
 from litnets.record import RunRecord, environment, scalars
-from litnets.signatures import check_arguments
+from litnets.signatures import check_options
 from litnets.tasks import Task
 from litnets.tasks.base import epoch_time
 
@@ -84,7 +83,7 @@ def train(
         cfg, overrides = OmegaConf.merge(cfg, {"resume": str(run)}), ()  # the saved config
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
-    check_run_options(cfg)
+    check_options(cfg, RunOptions)
     if cfg.get("tune"):  # tune=lr_find: the range test, then (tune.train) this run at its rate
         from litnets.tuning import tune_then_train
 
@@ -276,12 +275,6 @@ def spawns_ranks(trainer: L.Trainer, invocation: Invocation) -> bool:
             "nodes: sweep them with hydra/launcher=slurm (one SLURM job per trial)"
         )
     return True
-
-
-def check_run_options(cfg: DictConfig, typed: type = RunOptions) -> None:
-    """The config's top-level keys against their types (``RunOptions`` or a subclass)."""
-    options = {f.name: plain(cfg[f.name]) for f in fields(typed) if f.name in cfg}
-    check_arguments(typed, options, where="")
 
 
 def check_optimized_metric(cfg: DictConfig, task: Task) -> None:
