@@ -55,6 +55,8 @@ def test_mistakes_raise_the_one_line_errors(tmp_path) -> None:
     unset = "cannot resolve data.batch_size: Environment variable 'LITNETS_TEST_UNSET' not found"
     with pytest.raises(ConfigError, match=unset):  # OmegaConf's error, found inside the run
         litnets.train(["data.batch_size=${oc.env:LITNETS_TEST_UNSET}", f"paths.log_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"task\.lean_step must be bool, got 'maybe'"):
+        litnets.train(["task.lean_step=maybe", f"paths.log_dir={tmp_path}"])  # was taken as true
     assert not list(tmp_path.glob("train/runs/*"))
 
 

@@ -114,6 +114,10 @@ def build_task(
     else:
         mean, std = datamodule.target_scaling or (0.0, 1.0)
         extra = {"target_mean": mean, "target_std": std}
+    # task.lean_step=maybe was taken as true; kind picked the class, and the task words its
+    # own message for steps_per_execution (a positive integer, auto or epoch)
+    given = {k: v for k, v in plain(cfg.task).items() if k not in ("kind", "steps_per_execution")}
+    check_arguments(TASKS[kind], given, "task")
     task = TASKS[kind](
         model,
         optimizer=instantiate_node(cfg.optimizer, "optimizer"),
