@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,12 @@ def test_export_reloads_with_identical_outputs(tmp_path, mnist_run) -> None:
         program = torch.export.load(out / "model.pt2")
         assert torch.allclose(program.module()(x), expected, atol=1e-5)
     assert not any("lightning" in type(m).__module__ for m in exported.modules())
+    loader = (  # a fresh process: the export needs torch and litnets.models, nothing more
+        "import sys; from litnets.models.saved import load; "
+        f"load({str(out)!r}); print(sorted({{'lightning', 'hydra', 'omegaconf'}} & set(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", loader], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
 
 
 @pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])

@@ -24,8 +24,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from litnets.config import open_configs
-from litnets.errors import CONFIG_MISTAKES, ConfigError, LitnetsError, one_line
+from litnets.config import CONFIG_MISTAKES, one_line, open_configs
+from litnets.errors import ConfigError, LitnetsError
 from litnets.overrides import CommandLine, check, resume_in_place
 
 Job = Callable[[DictConfig, list[str], str, float], dict[str, Any]]

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from litnets.errors import ConfigError
 
@@ -233,3 +238,26 @@ def in_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+CONFIG_MISTAKES = (MissingMandatoryValue, InterpolationResolutionError)
+"""OmegaConf's errors for a user's config: a ``???`` nobody filled, a ``${...}`` naming an
+unset variable or a missing key. Found only when the value is read, so inside a run."""
+
+
+def one_line(err: Exception) -> str:
+    """What the commands print after ``litnets: error:`` (and the API raises) for ``err``."""
+    if isinstance(err, MissingMandatoryValue):
+        key = err.full_key or "a required value"
+        return f"{key} is required: add {key}=... to the command line"
+    if isinstance(err, InterpolationResolutionError):
+        return f"cannot resolve {err.full_key}: {_resolver_error(err)}"
+    return str(err)
+
+
+def _resolver_error(err: Exception) -> str:
+    """The error a resolver raised (an unset variable's ``KeyError``), not OmegaConf's wrap."""
+    while isinstance(err, OmegaConfBaseException) and isinstance(err.__context__, Exception):
+        err = err.__context__
+    text = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+    return text.strip().splitlines()[0]

@@ -17,7 +17,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Annotated, Any, Literal, Union
 
 from litnets.errors import ConfigError
@@ -157,9 +157,7 @@ def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], wh
 def check_options(cfg: Mapping[str, Any], typed: type) -> None:
     """A config's own top-level keys against ``typed``, a dataclass of their hints: what a
     command reads from its primary config (``seed``, ``epochs``, ``top_k``, ...)."""
-    from dataclasses import fields
-
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # not on import: litnets.models load without it
 
     options = {
         f.name: OmegaConf.to_container(cfg[f.name]) if OmegaConf.is_config(cfg[f.name])

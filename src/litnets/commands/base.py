@@ -14,8 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from litnets.config import CONFIG_DIR, register_resolvers, searchpath_override
-from litnets.errors import CONFIG_MISTAKES, LitnetsError, one_line
+from litnets.config import (
+    CONFIG_DIR,
+    CONFIG_MISTAKES,
+    one_line,
+    register_resolvers,
+    searchpath_override,
+)
+from litnets.errors import LitnetsError
 from litnets.overrides import CommandLine, SingleRun, check
 
 ExtraOverrides = Callable[[CommandLine], list[str]]
