@@ -241,6 +241,22 @@ def test_resuming_a_dir_without_a_run_writes_nothing_there(tmp_path) -> None:
     assert not list(empty.iterdir())
 
 
+def test_resuming_with_fewer_epochs_than_trained_is_one_line(tmp_path) -> None:
+    """Lightning refuses it with a traceback once the checkpoint is being restored."""
+    check_ok(run_script("train.py", "trainer.max_epochs=3", "pictures=false", log_dir=tmp_path))
+    (run_dir,) = run_dirs(tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    for given in ([f"resume={run_dir}"], [f"ckpt_path={last}", "pictures=false"]):
+        result = run_script("train.py", *given, "trainer.max_epochs=2", log_dir=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"litnets: error: {last} has trained 3 epochs, more than trainer.max_epochs=2: "
+            "give trainer.max_epochs=3 or more"
+        )
+    assert run_dirs(tmp_path) == [run_dir]  # nothing new, and the run itself untouched
+    assert read_metrics(run_dir)["status"] == "completed"
+
+
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
 def test_a_dir_that_holds_a_run_is_not_reused(tmp_path, key) -> None:
     taken = tmp_path / "taken"

@@ -172,6 +172,12 @@ def _start_from(cfg: DictConfig, task: Task, record: RunRecord) -> str | None:
         return None
     checkpoint = checkpoints.load(cfg.ckpt_path)
     checkpoints.check_fits(task, checkpoint["state_dict"], checkpoint["path"])
+    trained, limit = checkpoint.get("epoch", 0), cfg.trainer.get("max_epochs")
+    if limit is not None and limit != -1 and trained > limit:  # Lightning's traceback else
+        raise ConfigError(
+            f"{checkpoint['path']} has trained {trained} epochs, more than "
+            f"trainer.max_epochs={limit}: give trainer.max_epochs={trained} or more"
+        )
     record.update(resumed_from=checkpoint["path"])
     return checkpoint["path"]
 
