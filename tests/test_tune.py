@@ -38,3 +38,16 @@ def test_lr_find_then_trains_at_the_suggested_rate(tmp_path) -> None:
     lr = checkpoint["hyper_parameters"]["config"]["optimizer"]["lr"]
     assert lr == metrics["lr_find"]["suggestion"]
     assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == lr  # it trained at it
+
+
+def test_range_test_settings_are_one_line_before_it_runs(tmp_path) -> None:
+    """``tune`` builds nothing, so nothing checked it: these failed inside Lightning's tuner."""
+    for given, message in (
+        ("tune.num_training=0", "tune.num_training must be a positive integer, got 0 (int)"),
+        ("tune.mode=abc", "tune.mode must be one of 'exponential', 'linear', got 'abc' (str)"),
+        ("tune.max_lr=1e-7", "tune.min_lr=1e-06 must be below tune.max_lr=1e-07"),
+    ):
+        result = run_script("train.py", "tune=lr_find", given, log_dir=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == f"litnets: error: {message}"
+    assert not run_dirs(tmp_path) and not list(tmp_path.glob("train/runs/*"))

@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from litnets.build import build_loggers, build_pieces, build_trainer
+from litnets.build import build_loggers, build_pieces, build_trainer, plain
 from litnets.errors import ConfigError
 from litnets.record import RunRecord, environment, write_json
+from litnets.signatures import PositiveFloat, PositiveInt, check_arguments
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """``conf/tune/lr_find.yaml``, typed (the node builds nothing, so nothing else checks it:
+    ``tune.num_training=0`` and ``tune.mode=abc`` failed inside Lightning's tuner)."""
+
+    min_lr: PositiveFloat
+    max_lr: PositiveFloat
+    num_training: PositiveInt
+    mode: Literal["exponential", "linear"]
+    early_stop_threshold: PositiveFloat | None
+    train: bool
 
 
 def find_learning_rate(cfg: DictConfig, command: str) -> dict[str, Any]:
@@ -28,6 +43,9 @@ def find_learning_rate(cfg: DictConfig, command: str) -> dict[str, Any]:
     from lightning.pytorch.tuner import Tuner
 
     tune = cfg.tune
+    check_arguments(RangeTest, plain(tune), "tune")
+    if tune.min_lr >= tune.max_lr:
+        raise ConfigError(f"tune.min_lr={tune.min_lr} must be below tune.max_lr={tune.max_lr}")
     run_dir = Path(cfg.paths.output_dir)
     record = RunRecord(run_dir, task="lr_find", seed=cfg.seed)
     # A short probe whose learning rate Lightning's finder sets step by step: eager steps.
