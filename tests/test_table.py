@@ -265,6 +265,7 @@ def test_eval_and_export_carry_the_preprocessing(tmp_path, people_run) -> None:
         ("x,label\n1,a\n2,b\n", {"target": "lable"}, DataError, "no column 'lable'; did you mean 'label'?"),
         ("x,label\n" + "1,a\n" * 9, {}, DataError, "only one class ('a')"),
         ("x,label\n" + "1,a\n" * 5 + "2,b\n" * 5 + "3,c\n", {}, DataError, "class 'c' has only 1 row, too few to stratify"),
+        ("x,label\n" + "1,7\n" * 5 + "2,8\n" * 5 + "3,9\n", {}, DataError, "data.split_column (or task.kind=regression, if the numbers are amounts)"),
         ("x,label\n" + ",a\n,b\n" * 4 + "1,a\n2,b\n" * 8, {"missing": "error"}, DataError, "missing values in the training rows (x: "),
         ("x,label\n1,a\n", {"features": ["z"]}, DataError, "data.features: "),
         ("x,label\n1,a\n", {"target": None}, ConfigError, "needs data.path=<file.csv> and data.target"),

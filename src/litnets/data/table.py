@@ -333,9 +333,13 @@ class TableDataModule(InMemoryDataModule):
             if len(counts) < 2:
                 raise DataError(f"data.target: {self.path} has only one class ({counts.index[0]!r}): nothing to classify")  # fmt: skip
             if counts.min() < 2:
+                import pandas as pd
+
+                guessed = self.kind is None and pd.api.types.is_numeric_dtype(frame[self.target])
                 raise DataError(
                     f"{key}: class {counts.idxmin()!r} has only {counts.min()} row, too few to "
                     "stratify the split; add rows, merge classes, or give data.split_column"
+                    + (" (or task.kind=regression, if the numbers are amounts)" if guessed else "")
                 )
         try:
             first, second = train_test_split(
