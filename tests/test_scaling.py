@@ -185,25 +185,29 @@ def test_optuna_search_reports_its_best_trial(tmp_path) -> None:
     assert set(best["best_params"]) == {"optimizer.lr", "model.hidden_sizes.0", "model.activation"}
 
 
-def test_optuna_search_goes_on_past_a_failed_trial(tmp_path) -> None:
-    """A failed trial is recorded as failed and the search goes on to its best: it stopped
-    with a traceback (hydra-optuna-sweeper told Optuna the failed job's NaN again)."""
+def search_of_batch_sizes(tmp_path: Path, sizes: str) -> subprocess.CompletedProcess:
+    """A 4-trial random Optuna search over ``data.batch_size: choice(<sizes>)`` (seed 1)."""
     presets = tmp_path / "configs" / "hparams_search"
     presets.mkdir(parents=True)
-    (presets / "half_bad.yaml").write_text(
+    (presets / "sizes.yaml").write_text(
         "# @package _global_\n"
         "defaults:\n  - override /hydra/sweeper: optuna\n"
         "  - override /hydra/sweeper/sampler: random\n"
         "optimized_metric: val/acc\n"
         "hydra:\n  mode: MULTIRUN\n  sweeper:\n    direction: maximize\n    n_trials: 4\n"
-        "    sampler:\n      seed: 1\n"  # draws 0, 0, 16, 0
-        "    params:\n      data.batch_size: choice(16, 0)\n"
+        f"    sampler:\n      seed: 1\n    params:\n      data.batch_size: choice({sizes})\n"
     )
-    result = run_script(
-        "train.py", "--config-dir", str(tmp_path / "configs"), "hparams_search=half_bad",
+    return run_script(
+        "train.py", "--config-dir", str(tmp_path / "configs"), "hparams_search=sizes",
         "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1", "pictures=false",
         "logger=none", log_dir=tmp_path,
     )  # fmt: skip
+
+
+def test_optuna_search_goes_on_past_a_failed_trial(tmp_path) -> None:
+    """A failed trial is recorded as failed and the search goes on to its best: it stopped
+    with a traceback (hydra-optuna-sweeper told Optuna the failed job's NaN again)."""
+    result = search_of_batch_sizes(tmp_path, "16, 0")  # seed 1 draws 0, 0, 16, 0
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.count("litnets: error: data.batch_size must be a positive integer") == 3
@@ -213,6 +217,18 @@ def test_optuna_search_goes_on_past_a_failed_trial(tmp_path) -> None:
     assert best["best_params"] == {"data.batch_size": 16}
     (trained,) = [read_metrics(run) for run in run_dirs(tmp_path)]
     assert best["best_value"] == pytest.approx(trained["objective"])
+
+
+def test_optuna_search_whose_every_trial_failed_ends_in_one_line(tmp_path) -> None:
+    """Optuna's "No trials are completed yet" came as a traceback after the trials' errors."""
+    result = search_of_batch_sizes(tmp_path, "0, -1")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("litnets: error: data.batch_size must be a positive integer") == 4
+    assert result.stderr.strip().splitlines()[-1] == (
+        "litnets: error: no trial of the search completed (4 failed, each with its error above)"
+    )
+    assert not run_dirs(tmp_path)
 
 
 @pytest.mark.parametrize("preset", ["iris_mlp", "mnist_mlp"])
