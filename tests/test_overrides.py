@@ -107,6 +107,8 @@ def test_the_parsed_values_are_hydras(tmp_path) -> None:
         (["--config-dir", "/nonexistent"], "--config-dir: config directory /nonexistent not found"),
         # /proc takes no new folder, not even root's (whom permission bits do not stop)
         (["hydra.run.dir=/proc/run"], "cannot create run dirs under /proc/run: /proc is not"),
+        # runs went to /train/runs/... at the file system's root
+        (["paths.log_dir="], "paths.log_dir is empty: give a folder (without it, runs go to"),
     ],
 )
 def test_mistakes_are_one_line_before_anything_runs(argv, message) -> None:
@@ -114,6 +116,12 @@ def test_mistakes_are_one_line_before_anything_runs(argv, message) -> None:
         checked(*argv)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_an_empty_log_dir_variable_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("LITNETS_LOG_DIR", "")
+    with pytest.raises(ConfigError, match=r"LITNETS_LOG_DIR is empty: give a folder"):
+        checked("seed=1")
 
 
 def test_other_commands_check_their_own_keys() -> None:
