@@ -518,14 +518,10 @@ def check_output_dir(line: CommandLine) -> None:
     """
     import tempfile
 
-    chosen = [line.value(key) for key in _OUTPUT_KEYS if line.value(key) is not None]
-    where = str(chosen[-1]) if chosen else default_log_dir()
+    chosen = [(key, line.value(key)) for key in _OUTPUT_KEYS if line.value(key) is not None]
+    named, where = chosen[-1] if chosen else ("LITNETS_LOG_DIR", default_log_dir())
+    where = str(where)
     if not where.strip():  # the run dir would be "/train/runs/..." at the file system's root
-        named = (
-            "LITNETS_LOG_DIR"
-            if not chosen
-            else next(key for key in reversed(_OUTPUT_KEYS) if line.value(key) is not None)
-        )
         raise ConfigError(f"{named} is empty: give a folder (without it, runs go to ./logs)")
     base = Path(where.split("${")[0] or ".").expanduser().absolute()
     existing = base

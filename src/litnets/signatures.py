@@ -63,10 +63,10 @@ def _accepts(hint: Any, value: Any) -> bool | object:
         return _UNCHECKED if any(v is _UNCHECKED for v in verdicts) else False
     if origin is Literal:
         return value in typing.get_args(hint)
-    if origin in (list, collections.abc.Sequence) or _is_variadic_tuple(hint):
+    if (item_hint := _item_hint(hint)) is not None:
         if not isinstance(value, list | tuple):  # a string is a sequence, but not of these
             return False
-        verdicts = [_accepts(typing.get_args(hint)[0], item) for item in value]
+        verdicts = [_accepts(item_hint, item) for item in value]
         if any(v is False for v in verdicts):
             return False
         return True if all(v is True for v in verdicts) else _UNCHECKED
@@ -86,10 +86,15 @@ def _accepts(hint: Any, value: Any) -> bool | object:
     return _UNCHECKED
 
 
-def _is_variadic_tuple(hint: Any) -> bool:
-    """``tuple[X, ...]``: any length, every item an X (a config gives it as a list)."""
-    args = typing.get_args(hint)
-    return typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
+def _item_hint(hint: Any) -> Any | None:
+    """X for a list of any length: ``list[X]``, ``Sequence[X]`` or ``tuple[X, ...]`` (a config
+    gives each as a list); ``None`` for any other hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (list, collections.abc.Sequence) and len(args) == 1:
+        return args[0]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    return None
 
 
 def _flatten(hint: Any) -> list[Any]:
@@ -103,8 +108,8 @@ def _describe(hint: Any) -> str:
         base, *markers = typing.get_args(hint)
         described = [m.description for m in markers if isinstance(m, Positive)]
         return described[0] if described else _describe(base)
-    if typing.get_origin(hint) in (list, collections.abc.Sequence) or _is_variadic_tuple(hint):
-        return f"a list, each item {_describe(typing.get_args(hint)[0])}"
+    if (item_hint := _item_hint(hint)) is not None:
+        return f"a list, each item {_describe(item_hint)}"
     literals = [v for h in _flatten(hint) if typing.get_origin(h) is Literal for v in h.__args__]
     others = [
         "null" if h is type(None) else _describe(h) if typing.get_origin(h) else h.__name__
