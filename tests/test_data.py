@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_cifar_like, make_mnist_like
 from litnets.data.augment import BatchAugment
-from litnets.data.base import EpochIndexSampler, LoaderBatches, TensorBatches
+from litnets.data.batches import EpochIndexSampler, LoaderBatches, TensorBatches
 from litnets.data.cifar10 import CIFAR10DataModule
 from litnets.data.iris import IrisDataModule
 from litnets.data.mnist import FashionMNISTDataModule, MNISTDataModule

@@ -22,7 +22,7 @@ from litnets import training
 from litnets.callbacks.progress import ProgressBar
 from litnets.config import compose
 from litnets.data.augment import BatchAugment
-from litnets.data.base import Chunk, Chunked, EpochIndexSampler, TensorBatches
+from litnets.data.batches import Chunk, Chunked, EpochIndexSampler, TensorBatches
 from litnets.errors import ConfigError, DivergenceError
 from litnets.tasks import execution
 

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 from litnets import cluster, training
 from litnets.config import compose
 from litnets.data.augment import BatchAugment
-from litnets.data.base import Chunked, EpochIndexSampler, LoaderBatches, TensorBatches
+from litnets.data.batches import Chunked, EpochIndexSampler, LoaderBatches, TensorBatches
 from litnets.errors import ConfigError
 from litnets.tasks.base import Task
 from test_execution import assert_same_run, tiny_mnist

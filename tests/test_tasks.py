@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from litnets.data.base import Chunked, EpochIndexSampler, TensorBatches
+from litnets.data.batches import Chunked, EpochIndexSampler, TensorBatches
 from litnets.errors import ConfigError
 from litnets.models.mlp import MLP
 from litnets.tasks import ClassificationTask, RegressionTask, SchedulerSpec

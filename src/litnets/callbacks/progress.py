@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from litnets.data.base import Chunk, Chunked
+from litnets.data.batches import Chunk, Chunked
 
 
 class ProgressBar(TQDMProgressBar):

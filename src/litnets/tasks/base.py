@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 
-from litnets.data.base import Batches, Chunk, Chunked, InMemoryDataModule
+from litnets.data.base import InMemoryDataModule
+from litnets.data.batches import Batches, Chunk, Chunked
 from litnets.errors import ConfigError, DivergenceError
 from litnets.models.base import Architecture
 from litnets.tasks import execution, graphs

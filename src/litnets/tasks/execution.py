@@ -3,7 +3,7 @@
 Lightning spends ≈ 0.3-0.5 ms of CPU time per batch on its loop (hook dispatch, progress
 tracking, the fetcher). For the tutorials' small models that is a third of a CPU step and
 nearly all of a GPU step. Keras' answer is ``steps_per_execution``; here the in-memory batch
-iterator hands Lightning chunks of K batches (``litnets.data.base.Chunked``) and the task
+iterator hands Lightning chunks of K batches (``litnets.data.batches.Chunked``) and the task
 runs them as K ordinary steps, each through ``manual_backward`` and the wrapped optimizer's
 ``step`` (so DDP gradient sync, precision plugins and the global step are as before).
 
@@ -170,7 +170,7 @@ def optimizer_steps(trainer: L.Trainer) -> int | float:
     Lightning counts what its loop iterates; with chunks that is chunks, and a one-cycle
     schedule sized by it would end ``K`` times too early.
     """
-    from litnets.data.base import Chunked
+    from litnets.data.batches import Chunked
 
     estimate = trainer.estimated_stepping_batches  # also loads the training batches
     loader = trainer.train_dataloader

@@ -49,7 +49,7 @@ from litnets.errors import ConfigError
 from litnets.tasks import execution
 
 if TYPE_CHECKING:
-    from litnets.data.base import Chunk
+    from litnets.data.batches import Chunk
     from litnets.tasks.base import Task
 
 WARMUP_STEPS = 3
