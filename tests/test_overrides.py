@@ -13,7 +13,8 @@ import pytest
 
 from litnets.config import compose
 from litnets.errors import ConfigError
-from litnets.overrides import CommandLine, check, quoted
+from litnets.overrides import CommandLine, check
+from litnets.rundirs import quoted
 
 
 def checked(*argv: str, config: str = "train") -> CommandLine:

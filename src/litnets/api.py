@@ -26,7 +26,8 @@ from omegaconf import DictConfig
 
 from litnets.config import CONFIG_MISTAKES, one_line, open_configs
 from litnets.errors import ConfigError, LitnetsError
-from litnets.overrides import CommandLine, check, resume_in_place
+from litnets.overrides import CommandLine, check
+from litnets.rundirs import resume_in_place
 
 Job = Callable[[DictConfig, list[str], str, float], dict[str, Any]]
 

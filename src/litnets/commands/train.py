@@ -9,7 +9,8 @@ import time
 from omegaconf import DictConfig
 
 from litnets.commands.base import hydra_command, process_started_at, run, task_overrides
-from litnets.overrides import CommandLine, resume_in_place
+from litnets.overrides import CommandLine
+from litnets.rundirs import resume_in_place
 
 
 @hydra_command("train")
