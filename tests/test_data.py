@@ -112,6 +112,45 @@ def train_tiny_mnist(run_dir: Path, data_dir: Path, *overrides: str) -> dict:
     return training.train(compose([*common, *overrides], output_dir=str(run_dir)))
 
 
+def worker_processes() -> int:
+    """Live child processes of this one, without collecting garbage first."""
+    import multiprocessing
+
+    return len(multiprocessing.active_children())
+
+
+def test_dataloader_workers_stop_when_the_stage_ends(tmp_path, tiny_data_dir) -> None:
+    """Lightning stops a ``DataLoader``'s persistent workers when a stage ends, but cannot
+    see the one inside ``LoaderBatches``: they lived on until garbage collection (the
+    trainer and the datamodule refer to each other), where Python 3.12 shut them down with
+    "Exception in thread QueueFeederThread" (finalizers of garbage run in no set order)."""
+    import gc
+
+    gc.collect()
+    before = worker_processes()
+    gc.disable()  # what is released must be released without it
+    try:
+        train_tiny_mnist(tmp_path, tiny_data_dir, "trainer.max_epochs=1", "data.loader=torch",
+                         "data.num_workers=2")  # fmt: skip
+        assert worker_processes() == before
+    finally:
+        gc.enable()
+
+
+def test_closed_dataloader_batches_stop_mid_epoch_and_can_start_again() -> None:
+    dataset = torch.utils.data.TensorDataset(torch.arange(40.0), torch.arange(40))
+    batches = LoaderBatches(dataset, 5, EpochIndexSampler(40, shuffle=True), num_workers=2)
+    before = worker_processes()
+    epoch = iter(batches)
+    first = next(epoch)  # stopped here, as max_steps or the sanity check stop an epoch
+    assert worker_processes() == before + 2
+    batches.close()
+    assert worker_processes() == before
+    again = next(iter(batches))
+    assert torch.equal(again[0], first[0])  # the same epoch, from its start
+    batches.close()
+
+
 def same_final_weights(*run_dirs: Path) -> bool:
     first, second = (
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

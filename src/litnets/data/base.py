@@ -82,6 +82,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.on_device = on_device and loader == "tensors"  # workers read host memory
         self.augment = self._parse_augment(augment or {})
         self.splits: dict[str, Split] = {}
+        self._loaders: list[LoaderBatches] = []
+        """``loader=torch`` batches handed out since the last ``teardown``, closed there."""
         self.steps_per_chunk: int | None = 1
         """Training batches per Lightning call, ``None`` for a whole epoch; the task sets it
         from ``task.steps_per_execution`` when fitting starts."""
@@ -166,6 +168,12 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         splits = self.preprocess(splits)
         device = self._device()
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def teardown(self, stage: str) -> None:
+        """The stage is over: stop what its batches hold (``loader=torch``'s workers)."""
+        for batches in self._loaders:
+            batches.close()
+        self._loaders.clear()
 
     @property
     def can_chunk(self) -> bool:
@@ -260,6 +268,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         if dataset is None:
             return TensorBatches(self.splits[split], batch_size, sampler, **options)
         pin = trainer is not None and trainer.strategy.root_device.type == "cuda"
-        return LoaderBatches(
+        batches = LoaderBatches(
             dataset, batch_size, sampler, num_workers=self.num_workers, pin_memory=pin, **options
         )
+        self._loaders.append(batches)
+        return batches

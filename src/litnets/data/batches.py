@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -161,7 +162,7 @@ class Batches(ABC):
         return 0
 
     # ---- iterating -----------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Sequence[Tensor]]:
+    def __iter__(self) -> Generator[Sequence[Tensor], None, None]:
         start = self._start()
         self.handed_out = start
         generator = self.sampler.generator(self.device) if self.augment is not None else None
@@ -306,7 +307,8 @@ class LoaderBatches(Batches):
                  num_workers: int = 0, pin_memory: bool = False, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(batch_size, sampler, **kwargs)
         self.order = _EpochOrder(sampler)
-        self.loader = DataLoader(
+        self._new_loader = partial(
+            DataLoader,
             dataset,
             batch_size=batch_size,
             sampler=self.order,
@@ -315,10 +317,31 @@ class LoaderBatches(Batches):
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
         )
+        self.loader = self._new_loader()
+        self._epoch: Generator[Sequence[Tensor], None, None] | None = None
 
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
+
+    def __iter__(self) -> Generator[Sequence[Tensor], None, None]:
+        self._epoch = super().__iter__()
+        return self._epoch
+
+    def close(self) -> None:
+        """Stop the worker processes now, not at garbage collection.
+
+        Lightning stops a ``DataLoader``'s persistent workers when a stage ends, but cannot
+        see this one. Without this they lived until the trainer and datamodule (which refer
+        to each other) were collected, where Python 3.12 reported errors from the queues'
+        threads: garbage is finalised in no set order. Closing the epoch in progress (one
+        that ``max_steps`` or the sanity check stopped) and the loader leaves the workers'
+        iterator unreferenced, and freeing it stops them.
+        """
+        if self._epoch is not None:
+            self._epoch.close()
+            self._epoch = None
+        self.loader = self._new_loader()  # workers start at its first iteration
 
     def _unaugmented(self, start: int) -> Iterator[Sequence[Tensor]]:
         self.order.skip = start * self.batch_size
