@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -43,6 +44,15 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     assert len(startup["ratios"]) == 2  # one pair a round
     assert 1 < min(startup["ratios"]) <= startup["ratio"] <= max(startup["ratios"])  # import + run
     assert "litnets_k32_over_plain_epoch" in result.stdout
+    # each round's figures as it ends, so a run cut short still leaves them in its log
+    each_round = re.findall(
+        r"litnets benchmark: litnets_k8: epochs( [0-9.]+){2} s, run", result.stdout
+    )
+    assert len(each_round) == 2
+    assert (
+        len(re.findall(r"litnets benchmark: start-up: import .* s \(\d+\.\d+×\)", result.stdout))
+        == 2
+    )
 
 
 def test_unknown_competitor_is_one_line(tmp_path) -> None:

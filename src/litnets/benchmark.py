@@ -69,8 +69,12 @@ class Timing:
     totals: list[float] = field(default_factory=list)
     samples_per_epoch: int = 0
     test_acc: float | None = None
+    latest: str = ""
+    """The last round's figures, printed as it ends: a benchmark cut short (a GPU lent for
+    minutes) still leaves what it measured in its log."""
 
     def add(self, epoch_seconds: list[float], total: float) -> None:
+        self.latest = f"epochs {' '.join(f'{s:.3f}' for s in epoch_seconds)} s, run {total:.2f} s"
         self.first_epochs.append(epoch_seconds[0])
         self.steady_epochs.extend(epoch_seconds[1:] or epoch_seconds)
         self.round_fastest.append(min(epoch_seconds[1:] or epoch_seconds))
@@ -427,6 +431,7 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
             print(f"litnets benchmark: round {round_}/{repeats}: {name} ({epochs} epochs on "
                   f"{device.type})", flush=True)  # fmt: skip
             COMPETITORS[name](timing, cfg, epochs, device)
+            print(f"litnets benchmark: {name}: {timing.latest}", flush=True)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else _cpu_name(),
         "epochs": epochs,
@@ -445,7 +450,10 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         pairs = []  # ``repeats`` of them: these machines are noisy
         for round_ in range(1, repeats + 1):
             print(f"litnets benchmark: start-up {round_}/{repeats}", flush=True)
-            pairs.append(startup_seconds(train_overrides, log_dir))
+            bare, ours = startup_seconds(train_overrides, log_dir)
+            pairs.append((bare, ours))
+            print(f"litnets benchmark: start-up: import {bare:.2f} s, litnets {ours:.2f} s "
+                  f"({ours / bare:.3f}×)", flush=True)  # fmt: skip
         median = statistics.median
         report["startup"] = {
             "import_torch_lightning_s": round(median(bare for bare, _ in pairs), 3),
