@@ -1,9 +1,9 @@
 """Run dirs before Hydra makes them: refuse a taken or unusable one, and resume in place.
 
-Hydra creates the run dir (and writes its ``.hydra/`` there) before any of litnets' code
-runs, so these checks read the command line itself: a folder that already holds a run
-is never overwritten, one that cannot be created is one line, and ``resume=<run dir>``
-points Hydra's run dir back at that run.
+Hydra creates the run dir (and writes its ``.hydra/`` there) before the command's own
+function runs, so these checks read the command line before Hydra starts: a folder that
+already holds a run is never overwritten, one that cannot be created is one line, and
+``resume=<run dir>`` points Hydra's run dir back at that run.
 """
 
 from __future__ import annotations
