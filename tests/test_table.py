@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -165,19 +166,28 @@ def _sklearn_table(name: str, folder: Path) -> Path:
     ("name", "model"), [("breast_cancer", "mlp"), ("breast_cancer", "softmax"), ("wine", "mlp")]
 )
 def test_real_tables_train_as_well_as_logistic_regression(tmp_path, name, model) -> None:
-    """The defaults alone (data=csv + a model) within 2 points of LogisticRegression."""
+    """The defaults alone (data=csv + a model) within 2 points of LogisticRegression.
+
+    Averaged over three seeds, each its own split: a test split of 57 rows (breast cancer)
+    moves 1.75 points a row. With seed 0 alone the MLP scored 0.947 against a 0.945 bar
+    under torch 2.14.1 and 0.930 under torch 2.4.1, while seeds 1 and 2 gave 0.97-0.98.
+    """
     from sklearn.linear_model import LogisticRegression
 
     path = _sklearn_table(name, tmp_path)
-    overrides = ["data=csv", f"data.path={path}", "data.target=target", f"model={model}", *QUIET]
-    cfg = compose(overrides, output_dir=str(tmp_path / "run"))
-    summary = training.train(cfg)
-    data = table(path, "target", val_size=cfg.data.val_size, seed=0)
-    data.setup()
-    (x, y), (x_test, y_test) = data.splits["train"], data.splits["test"]
-    baseline = LogisticRegression(max_iter=5000).fit(x.numpy(), y.numpy())
-    reference = baseline.score(x_test.numpy(), y_test.numpy())
-    assert summary["test"]["test/acc"] >= reference - 0.02, (summary["test"], reference)
+    ours, references = [], []
+    for seed in (0, 1, 2):
+        overrides = ["data=csv", f"data.path={path}", "data.target=target", f"model={model}",
+                     f"seed={seed}", *QUIET]  # fmt: skip
+        cfg = compose(overrides, output_dir=str(tmp_path / f"run-{seed}"))
+        ours.append(training.train(cfg)["test"]["test/acc"])
+        data = table(path, "target", val_size=cfg.data.val_size, seed=seed)
+        data.setup()
+        (x, y), (x_test, y_test) = data.splits["train"], data.splits["test"]
+        baseline = LogisticRegression(max_iter=5000).fit(x.numpy(), y.numpy())
+        references.append(baseline.score(x_test.numpy(), y_test.numpy()))
+    mean = statistics.fmean
+    assert mean(ours) >= mean(references) - 0.02, (ours, references)
 
 
 # ---- through the commands: train, predict on raw rows, eval, export -----------------------------
