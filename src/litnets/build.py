@@ -22,13 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from litnets.data.base import InMemoryDataModule
 from litnets.errors import ConfigError, LitnetsError
 from litnets.models.base import Architecture
-from litnets.signatures import check_arguments
+from litnets.signatures import check_arguments, plain
 from litnets.tasks import TASKS, SchedulerSpec, Task
-
-
-def plain(node: Any) -> Any:
-    """A config node as plain Python containers, interpolations resolved."""
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def instantiate_node(node: Any, what: str, **kwargs: Any) -> Any:

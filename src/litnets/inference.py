@@ -18,14 +18,14 @@ import torch
 from omegaconf import DictConfig
 
 from litnets import checkpoints
-from litnets.build import build_datamodule, build_pieces, check_accelerator, plain
+from litnets.build import build_datamodule, build_pieces, check_accelerator
 from litnets.data.base import InMemoryDataModule
 from litnets.inputs import load_inputs
 from litnets.models import saved
 from litnets.models.base import Architecture
 from litnets.quiet import quiet_lightning
 from litnets.record import environment, scalars, write_json
-from litnets.signatures import PositiveInt, check_options
+from litnets.signatures import PositiveInt, check_options, plain
 from litnets.tasks import Task
 
 

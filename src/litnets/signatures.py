@@ -159,15 +159,19 @@ def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], wh
             )
 
 
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers, interpolations resolved; anything else as is.
+
+    Here, not in ``litnets.build``, so checks need no Lightning; OmegaConf is imported when
+    called, so ``litnets.models`` (and an exported model) load without it.
+    """
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
 def check_options(cfg: Mapping[str, Any], typed: type) -> None:
     """A config's own top-level keys against ``typed``, a dataclass of their hints: what a
     command reads from its primary config (``seed``, ``epochs``, ``top_k``, ...)."""
-    from omegaconf import OmegaConf  # not on import: litnets.models load without it
-
-    options = {
-        f.name: OmegaConf.to_container(cfg[f.name]) if OmegaConf.is_config(cfg[f.name])
-        else cfg[f.name]
-        for f in fields(typed)
-        if f.name in cfg
-    }  # fmt: skip
+    options = {f.name: plain(cfg[f.name]) for f in fields(typed) if f.name in cfg}
     check_arguments(typed, options, where="")

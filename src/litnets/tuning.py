@@ -19,10 +19,10 @@ from typing import Any, Literal
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from litnets.build import build_loggers, build_pieces, build_trainer, plain
+from litnets.build import build_loggers, build_pieces, build_trainer
 from litnets.errors import ConfigError
 from litnets.record import RunRecord, environment, write_json
-from litnets.signatures import PositiveFloat, PositiveInt, check_arguments
+from litnets.signatures import PositiveFloat, PositiveInt, check_arguments, plain
 
 
 @dataclass(frozen=True)
