@@ -129,8 +129,6 @@ def composed_once(single: SingleRun | None) -> Iterator[None]:
     from hydra._internal.hydra import Hydra
     from hydra.types import RunMode
 
-    original = Hydra.get_mode
-
     def get_mode(self: Hydra, config_name: str | None, overrides: list[str]) -> Any:
         loader = self.config_loader
         asked = dict(  # what Hydra.run asks its loader for (Hydra.compose_config)
@@ -151,11 +149,8 @@ def composed_once(single: SingleRun | None) -> Iterator[None]:
         loader.load_configuration = load_configuration
         return RunMode.RUN  # what Hydra makes of a mode the configs leave unset
 
-    Hydra.get_mode = get_mode  # type: ignore[method-assign]
-    try:
+    with _hydra_method("get_mode", get_mode):
         yield
-    finally:
-        Hydra.get_mode = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -185,11 +180,22 @@ def failed_search_in_one_line() -> Iterator[None]:
             )
             sys.exit(1)  # not an Exception: Hydra lets it through
 
-    Hydra.multirun = multirun  # type: ignore[method-assign]
+    with _hydra_method("multirun", multirun):
+        yield
+
+
+@contextmanager
+def _hydra_method(name: str, replacement: Callable[..., Any]) -> Iterator[None]:
+    """``Hydra.<name>`` replaced for the length of the command, then put back. ``Hydra`` is
+    in ``hydra._internal``: each use names the test that fails if Hydra changes it."""
+    from hydra._internal.hydra import Hydra
+
+    original = getattr(Hydra, name)
+    setattr(Hydra, name, replacement)
     try:
         yield
     finally:
-        Hydra.multirun = original  # type: ignore[method-assign]
+        setattr(Hydra, name, original)
 
 
 def run(main: Callable[[], Any], config_name: str, extra: ExtraOverrides | None = None) -> None:
