@@ -51,9 +51,12 @@ def check_not_taken(line: CommandLine) -> None:
             raise ConfigError(f"{folder} already holds a sweep: give a new hydra.sweep.dir")
 
 
-def default_log_dir() -> str:
-    """``paths.log_dir`` as the packaged config resolves it here (``LITNETS_LOG_DIR``, ./logs)."""
+def default_log_dir(root_dir: object = None) -> str:
+    """``paths.log_dir`` as the packaged config resolves it here (``LITNETS_LOG_DIR``, else
+    ``logs`` under ``paths.root_dir``: ``root_dir`` if given, else the current directory)."""
     paths = OmegaConf.create({"paths": OmegaConf.load(CONFIG_DIR / "paths" / "default.yaml")})
+    if root_dir:
+        paths.paths.root_dir = str(root_dir)
     return str(paths.paths.log_dir)
 
 
@@ -111,8 +114,7 @@ def requeued_dir(line: CommandLine) -> Path | None:
 
     if cluster.restart_count() == 0:
         return None
-    root = line.value("paths.root_dir") or os.getcwd()
-    log_dir = line.value("paths.log_dir") or os.environ.get("LITNETS_LOG_DIR") or f"{root}/logs"
+    log_dir = line.value("paths.log_dir") or default_log_dir(line.value("paths.root_dir"))
     return cluster.requeued_run(Path(str(log_dir)))
 
 
