@@ -241,8 +241,9 @@ def test_datamodule_augments_training_batches_only(tmp_path, seed) -> None:
     )
     dm.setup()
     # no black in the data itself (pixels 100..255), so any -1 below can only be padding
-    brightened = (dm.splits["train"][0] + 1) * (155 / 255) + (200 / 255 - 1)
-    dm.splits["train"] = (brightened, dm.splits["train"][1])
+    raw = dm.splits["train"][0]
+    dm.splits["train"] = (100 + raw // 2, dm.splits["train"][1])
+    brightened = dm.encode(dm.splits["train"][0])
     black = float(dm.encode(torch.zeros(1, 1, 1, 1, dtype=torch.uint8)))
     assert black == -1.0 and float(brightened.min()) > black
     x, _ = next(iter(dm.train_dataloader()))
@@ -253,7 +254,7 @@ def test_datamodule_augments_training_batches_only(tmp_path, seed) -> None:
     for image, shift in zip(x, shifts, strict=True):
         assert (image == black).any() == (shift != (0, 0))  # padding exactly where exposed
     val, _ = next(iter(dm.val_dataloader()))
-    assert torch.equal(val, dm.splits["val"][0][: len(val)])  # validation is never augmented
+    assert torch.equal(val, dm.encode(dm.splits["val"][0][: len(val)]))  # never augmented
 
 
 @pytest.mark.parametrize(
@@ -299,20 +300,46 @@ def test_mnist_format(tmp_path, module) -> None:
     make_mnist_like(tmp_path, module.folder, n_train=40, n_test=20)
     dm = module(data_dir=str(tmp_path), val_size=10, batch_size=8)
     dm.setup()
-    x, y = dm.splits["train"]
-    assert x.shape == (30, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    x, y = dm.splits["train"]  # kept as bytes: batches are encoded as they are gathered
+    assert x.shape == (30, 1, 28, 28) and x.dtype == torch.uint8 and y.dtype == torch.int64
     assert len(dm.splits["val"][0]) == 10 and len(dm.splits["test"][0]) == 20
     x_batch, y_batch = next(iter(dm.train_dataloader()))
     assert x_batch.shape == (8, 1, 28, 28) and y_batch.shape == (8,)
+    assert x_batch.dtype == torch.float32
     assert len(dm.class_names) == 10
 
 
 def test_mnist_normalisation_is_applied_once(tmp_path) -> None:
     make_mnist_like(tmp_path, "MNIST", n_train=20, n_test=10)
-    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=5)
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=5, batch_size=4)
     dm.setup()
-    x = torch.cat([dm.splits[s][0] for s in ("train", "val", "test")])
+    loaders = (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader())
+    x = torch.cat([x for loader in loaders for x, _ in loader])
     assert x.min() == -1.0 and x.max() == 1.0  # Normalize(0.5, 0.5) of [0, 1] pixels
+    assert torch.equal(dm.sample("test", 3)[0], dm.encode(dm.splits["test"][0][:3]))
+
+
+@pytest.mark.parametrize("batches_per_gather", [1, 3, 100])
+@pytest.mark.parametrize("loader", ["tensors", "torch"])
+def test_batches_encoded_as_gathered_equal_encoding_up_front(
+    tmp_path, batches_per_gather, loader
+) -> None:
+    """Bit for bit, whatever the gather size (a batch, a chunk, the epoch) or the loader."""
+    make_mnist_like(tmp_path, "MNIST", n_train=50, n_test=10)
+    dm = MNISTDataModule(
+        data_dir=str(tmp_path), val_size=10, batch_size=4, mean=0.1307, std=0.3081, loader=loader
+    )
+    dm.setup()
+    up_front = dm.encode(dm.splits["train"][0])
+    batches = dm.train_dataloader()
+    batches.batches_per_gather = batches_per_gather
+    order = batches.sampler.indices()
+    gathered = torch.cat([x for x, _ in batches])
+    assert gathered.dtype == torch.float32
+    assert torch.equal(gathered, up_front[order])
+    assert torch.equal(
+        torch.cat([x for x, _ in dm.val_dataloader()]), dm.encode(dm.splits["val"][0])
+    )
 
 
 def test_missing_mnist_names_every_expected_file(tmp_path) -> None:
@@ -382,10 +409,22 @@ def test_cifar10_folder_and_archive(tmp_path, archive) -> None:
     dm = CIFAR10DataModule(data_dir=str(tmp_path), val_size=5, batch_size=4)
     dm.setup()
     x, y = dm.splits["train"]
-    assert x.shape == (25, 3, 32, 32) and x.dtype == torch.float32
-    assert x.min() >= 0.0 and x.max() <= 1.0 and y.dtype == torch.int64
+    assert x.shape == (25, 3, 32, 32) and x.dtype == torch.uint8 and y.dtype == torch.int64
+    batch, _ = next(iter(dm.train_dataloader()))
+    assert batch.dtype == torch.float32 and batch.min() >= 0.0 and batch.max() <= 1.0
     assert dm.splits["test"][0].shape == (6, 3, 32, 32)
     assert dm.class_names[0] == "airplane"
+
+
+def test_cifar10_normalises_each_channel_of_each_batch(tmp_path) -> None:
+    make_cifar_like(tmp_path, per_batch=6)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
+    dm = CIFAR10DataModule(data_dir=str(tmp_path), val_size=5, batch_size=4, mean=mean, std=std)
+    dm.setup()
+    raw = dm.splits["test"][0].float() / 255
+    expected = (raw - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    batches = torch.cat([x for x, _ in dm.test_dataloader()])
+    assert torch.allclose(batches, expected)
 
 
 def test_missing_cifar10_says_where(tmp_path) -> None:

@@ -85,7 +85,8 @@ class Pictures(L.Callback):
 
     def add_regression_fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Data and fitted curve (or predicted vs true), and what the model learned, as text."""
-        x, y = trainer.datamodule.splits["test"]
+        data = trainer.datamodule
+        x, y = data.sample("test", data.num_samples("test"))
         with torch.no_grad():
             predicted = pl_module(x.to(pl_module.device))
         learned = pl_module.model.learned_parameters()

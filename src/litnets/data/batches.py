@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -111,6 +111,7 @@ class Batches(ABC):
         *,
         drop_last: bool = False,
         augment: BatchAugment | None = None,
+        encode: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -118,6 +119,9 @@ class Batches(ABC):
         self.sampler = sampler
         self.drop_last = drop_last
         self.augment = augment
+        self.encode = encode
+        """Stored inputs → model inputs, applied where batches are gathered (before any
+        augmentation), for splits kept in the dataset's own units (``encodes_batches``)."""
         self.handed_out = 0
         """Batches of the current epoch handed out so far."""
         self.batches_per_gather = 1
@@ -175,6 +179,13 @@ class Batches(ABC):
             self.handed_out += 1
             yield (inputs, *rest)
 
+    def _encoded(self, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
+        """Gathered ``(inputs, *rest)`` with the inputs encoded, when there is an ``encode``."""
+        if self.encode is None:
+            return tuple(tensors)
+        inputs, *rest = tensors
+        return (self.encode(inputs), *rest)
+
     def _batch_sizes(self) -> list[int]:
         n, size = len(self.sampler), self.batch_size
         return [min(size, n - start) for start in range(0, len(self) * size, size)]
@@ -206,13 +217,13 @@ class TensorBatches(Batches):
         stop = len(self) * size if self.drop_last else len(self.sampler)
         if self.sampler.is_identity:  # slices of the tensors themselves: nothing to gather
             for first in range(start * size, stop, size):
-                yield tuple(t[first : first + size] for t in self.tensors)
+                yield self._encoded([t[first : first + size] for t in self.tensors])
             return
         order = self.sampler.indices().to(self.device)
         per_gather = size * self.batches_per_gather
         for block_start in range(start * size, stop, per_gather):
             index = order[block_start : min(block_start + per_gather, stop)]
-            block = tuple(t[index] for t in self.tensors)
+            block = self._encoded([t[index] for t in self.tensors])  # one encode per gather
             for first in range(0, len(index), size):  # views of the block: no more copies
                 yield tuple(b[first : first + size] for b in block)
 
@@ -345,4 +356,4 @@ class LoaderBatches(Batches):
 
     def _unaugmented(self, start: int) -> Iterator[Sequence[Tensor]]:
         self.order.skip = start * self.batch_size
-        return iter(self.loader)
+        return map(self._encoded, self.loader)

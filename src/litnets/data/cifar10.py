@@ -12,7 +12,7 @@ import io
 import pickle
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -62,7 +62,10 @@ def load_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class CIFAR10DataModule(InMemoryDataModule):
-    """32×32 colour images, 10 classes; pixels scaled to [0, 1] (``ToTensor``) once."""
+    """32×32 colour images, 10 classes; kept as bytes, each batch scaled to [0, 1]
+    (``ToTensor``) and normalised as it is gathered (``encodes_batches``)."""
+
+    encodes_batches: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -90,6 +93,8 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, 32, 32) → ToTensor scaling, then per-channel Normalize."""
+        if self.mean.device != raw.device:  # moved once, to where the batches are gathered
+            self.mean, self.std = self.mean.to(raw.device), self.std.to(raw.device)
         return scale_pixels(raw, self.mean, self.std)
 
     def _source(self) -> Path:
@@ -133,6 +138,3 @@ class CIFAR10DataModule(InMemoryDataModule):
             labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
             splits[split] = (images, labels)
         return splits
-
-    def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
-        return self.encoded(splits)

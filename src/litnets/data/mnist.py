@@ -2,8 +2,8 @@
 
 The IDX files are read directly (gzipped or extracted), so a read-only data folder works
 and nothing is written next to the user's files; a gzipped file's decoded copy is kept in
-``cache_dir`` (``litnets.data.cache``). Pixels are scaled and normalised once,
-after the validation split is taken (on the bytes, 4× less to move than floats).
+``cache_dir`` (``litnets.data.cache``). The splits keep the bytes (4× less memory than
+floats); pixels are scaled and normalised as batches are gathered (``encodes_batches``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class MNISTDataModule(InMemoryDataModule):
 
     folder: ClassVar[str] = "MNIST"
     classes: ClassVar[list[str]] = [str(digit) for digit in range(10)]
+    encodes_batches: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class MNISTDataModule(InMemoryDataModule):
         return read_idx(path).copy()
 
     def load(self) -> dict[str, Split]:
-        """The raw uint8 images; ``preprocess`` encodes them once the splits are taken."""
+        """The raw uint8 images, kept as they are: batches are encoded as they are gathered."""
         splits = {}
         for split, (images_file, labels_file) in FILES.items():
             images = torch.from_numpy(self.read(images_file))
@@ -128,9 +129,6 @@ class MNISTDataModule(InMemoryDataModule):
                 raise DataError(f"{self.raw_dir}: {split} images and labels do not match")
             splits[split] = (images.unsqueeze(1), labels)
         return splits
-
-    def preprocess(self, splits: dict[str, Split]) -> dict[str, Split]:
-        return self.encoded(splits)
 
 
 class FashionMNISTDataModule(MNISTDataModule):
