@@ -34,7 +34,11 @@ def decoded(folder: Path, source: Path, decode: Callable[[Path], np.ndarray]) ->
     entry = None
     try:
         entry = _entry(folder, source)
-        return np.load(entry, allow_pickle=False)
+        # Mapped copy-on-write, not read: pages come in as they are used, so MNIST's split
+        # gathers straight from them instead of from a 47 MB copy (≈ 0.01 s of start-up),
+        # and the array is still writable. The copy is replaced by renaming, never rewritten,
+        # so a mapped file cannot change under a run.
+        return np.load(entry, mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError):  # not cached yet, or an unreadable copy: decode
         pass
     array = decode(source)
