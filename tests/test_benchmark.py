@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -43,6 +45,8 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
     startup = report["startup"]
     assert len(startup["ratios"]) == 2  # one pair a round
     assert 1 < min(startup["ratios"]) <= startup["ratio"] <= max(startup["ratios"])  # import + run
+    assert startup["bytecode"] is True  # litnets as pip installs it, like torch and Lightning
+    assert Path(importlib.util.cache_from_source(benchmark.__file__)).is_file()
     assert "litnets_k32_over_plain_epoch" in result.stdout
     # each round's figures as it ends, so a run cut short still leaves them in its log
     each_round = re.findall(
