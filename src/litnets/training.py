@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from litnets import checkpoints, cluster, spawn
+from litnets import checkpoints, cluster
 from litnets.build import (
     Pieces,
     build_callbacks,
@@ -111,7 +111,9 @@ def train(
         callbacks += [*extra_callbacks, _RecordOnException(record)]
         trainer = build_trainer(cfg, callbacks, loggers)
         if spawns_ranks(trainer, invocation):
-            return spawn.train_in_spawned_ranks(cfg, trainer.world_size, invocation)
+            from litnets.spawn import train_in_spawned_ranks
+
+            return train_in_spawned_ranks(cfg, trainer.world_size, invocation)
         device, precision = trainer.strategy.root_device, str(trainer.precision)
         record.update(
             logs=logged_to(loggers),

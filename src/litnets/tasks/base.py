@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 import torch
@@ -26,12 +26,15 @@ from litnets.data.base import InMemoryDataModule
 from litnets.data.batches import Batches, Chunk, Chunked
 from litnets.errors import ConfigError, DivergenceError
 from litnets.models.base import Architecture
-from litnets.tasks import execution, graphs
+from litnets.tasks import execution
 from litnets.tasks.execution import StepsPerExecution
 from litnets.tasks.metrics import LossAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SPLITS = ("train", "val", "test")
+
+if TYPE_CHECKING:
+    from litnets.tasks.graphs import StepGraph
 
 
 def epoch_time(seconds: list[float]) -> dict[str, float]:
@@ -90,7 +93,7 @@ class Task(L.LightningModule):
         self.lean_step = lean_step
         self.steps_per_execution = execution.check_requested(steps_per_execution)
         self.cuda_graph = cuda_graph
-        self._step_graph: graphs.StepGraph | None = None
+        self._step_graph: StepGraph | None = None
         # Registered as attributes (``train_stats``, ``val_metrics``, ...) so they follow the
         # module across devices; ``train`` itself is taken by ``nn.Module.train``.
         for split in SPLITS:
@@ -136,8 +139,11 @@ class Task(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.automatic_optimization = not self._steps_lean()
-            if self.cuda_graph and (need := graphs.graph_need(self.trainer, self)):
-                raise ConfigError(f"task.cuda_graph=true needs {need}")
+            if self.cuda_graph:  # imported only by runs that use it
+                from litnets.tasks import graphs
+
+                if need := graphs.graph_need(self.trainer, self):
+                    raise ConfigError(f"task.cuda_graph=true needs {need}")
             chunk = execution.plan(self.steps_per_execution, self.trainer, self)
             if isinstance(self.trainer.datamodule, InMemoryDataModule):
                 self.trainer.datamodule.steps_per_chunk = chunk
@@ -293,7 +299,9 @@ class Task(L.LightningModule):
             self._mid_epoch = True
         self._resumed_train_stats = self._resumed_batches = None
         if self.cuda_graph:  # after the checkpoint's optimizer state is loaded
-            self._step_graph = graphs.StepGraph(self)
+            from litnets.tasks.graphs import StepGraph
+
+            self._step_graph = StepGraph(self)
 
     def on_train_end(self) -> None:
         self._step_graph = None  # the graph's memory goes with it
