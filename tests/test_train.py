@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import check_ok, read_metrics, run_dirs, run_script
 from litnets.quiet import SRUN_HINT, quiet_lightning
+from litnets.record import git_state
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -58,6 +60,22 @@ def test_the_run_records_its_environment(iris_run) -> None:
         assert env["versions"][package], package
     assert (env["precision"], env["device"]) == ("32-true", "cpu")
     assert len(env["git"]["commit"]) == 40 and isinstance(env["git"]["dirty"], bool)
+
+
+def test_git_state_names_the_commit_and_whether_the_checkout_changed(tmp_path) -> None:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    assert git_state(tmp_path) is None  # not a checkout
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    assert git_state(tmp_path) is None  # no commit yet
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    assert git_state(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "b.txt").write_text("b")  # untracked counts as a change
+    assert git_state(tmp_path)["dirty"] is True
 
 
 def test_summary_says_where_things_are(iris_run) -> None:

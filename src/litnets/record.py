@@ -58,12 +58,18 @@ def _git(source: Path, *args: str) -> str | None:
 
 
 def git_state(source: Path) -> dict[str, Any] | None:
-    """The commit of the checkout ``source`` lies in, and whether it had changes; else None."""
-    commit = _git(source, "rev-parse", "HEAD")
-    if commit is None:
+    """The commit of the checkout ``source`` lies in, and whether it had changes; else None.
+
+    One ``git status`` says both (its ``# branch.oid`` header, then a line per change), in
+    one process instead of two: ≈ 2.5 ms of start-up."""
+    status = _git(source, "status", "--porcelain=v2", "--branch")
+    if status is None:
         return None
-    changes = _git(source, "status", "--porcelain")
-    return {"commit": commit, "dirty": bool(changes)}
+    lines = status.splitlines()
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if commit is None or commit == "(initial)":  # not a checkout, or no commit yet
+        return None
+    return {"commit": commit, "dirty": any(not line.startswith("# ") for line in lines)}
 
 
 def environment(
