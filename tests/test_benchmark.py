@@ -53,6 +53,8 @@ def test_benchmark_runs_all_competitors(tmp_path, tiny_data_dir) -> None:
         r"litnets benchmark: litnets_k8: epochs( [0-9.]+){2} s, run", result.stdout
     )
     assert len(each_round) == 2
+    firsts = re.findall(r"litnets benchmark: round (\d)/2: (\w+) \(", result.stdout)
+    assert next(name for round_, name in firsts if round_ == "2") == list(rows)[1]  # rotated
     assert (
         len(re.findall(r"litnets benchmark: start-up: import .* s \(\d+\.\d+×\)", result.stdout))
         == 2
@@ -125,3 +127,14 @@ def test_a_gpu_benchmark_adds_the_graph_rows(tmp_path, tiny_data_dir) -> None:
     runs = json.loads(report_file.read_text())["runs"]
     assert list(runs) == ["plain", "litnets", "plain_graph", "litnets_graph", "litnets_compile"]
     assert runs["plain_graph"]["test_acc"] == pytest.approx(runs["plain"]["test_acc"], abs=0.05)
+
+
+def test_each_round_starts_one_row_later() -> None:
+    names = ["tutorial", "plain", "lightning"]
+    orders = [benchmark.round_order(names, round_) for round_ in range(1, 5)]
+    assert orders == [
+        ["tutorial", "plain", "lightning"],
+        ["plain", "lightning", "tutorial"],
+        ["lightning", "tutorial", "plain"],
+        ["tutorial", "plain", "lightning"],
+    ]

@@ -22,8 +22,8 @@ plain loop with its step captured in a CUDA graph (the floor: the recipe of
 (``task.cuda_graph=true``) and ``litnets_compile`` (``compile=true``, torch.compile's
 alternative to a captured graph).
 
-The rows are interleaved and the whole round repeated (``repeats``), since these machines
-are noisy; each row reports its fastest and its median epoch (first epochs of a round,
+The rows are interleaved, each round starting one row later (``round_order``), and the
+whole round repeated (``repeats``), since these machines are noisy; each row reports its fastest and its median epoch (first epochs of a round,
 warm-up, apart) and its median whole run.
 """
 
@@ -394,6 +394,17 @@ def compile_like_pip() -> bool:
     return bool(compileall.compile_dir(Path(litnets.__file__).parent, quiet=2))
 
 
+def round_order(names: list[str], round_: int) -> list[str]:
+    """The rows of round ``round_`` (from 1): each round starts one row later.
+
+    A row that always ran right after the same one (the tutorial's loader and its worker
+    processes, say) would carry that row's after-effects in every figure; rotated, each
+    row follows each other row once every ``len(names)`` rounds.
+    """
+    shift = (round_ - 1) % len(names)
+    return names[shift:] + names[:shift]
+
+
 def startup_seconds(overrides: list[str], log_dir: str) -> tuple[float, float]:
     """(``import torch, lightning``, litnets until its first training step), in seconds.
 
@@ -455,7 +466,8 @@ def benchmark(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         raise ConfigError(f"{', '.join(graphed)} capture CUDA graphs: run with trainer=gpu")
     timings = {name: Timing(name) for name in names}
     for round_ in range(1, repeats + 1):
-        for name, timing in timings.items():
+        for name in round_order(names, round_):
+            timing = timings[name]
             print(f"litnets benchmark: round {round_}/{repeats}: {name} ({epochs} epochs on "
                   f"{device.type})", flush=True)  # fmt: skip
             COMPETITORS[name](timing, cfg, epochs, device)
