@@ -12,6 +12,7 @@ import os
 import random
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from litnets import cluster, training
+from litnets.callbacks.last_checkpoint import LastCheckpoint, repeated_sigterm_ignored
 from litnets.config import compose
 from litnets.data.augment import BatchAugment
 from litnets.data.batches import Chunked, EpochIndexSampler, LoaderBatches, TensorBatches
@@ -163,34 +165,73 @@ class TermAfterFirstEpoch(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def repeat_sigterm(seen: list[Any]) -> None:
+    """srun's repeated SIGTERM, now, unless the handler is the default (it would kill pytest:
+    the caller's assertion on ``seen`` fails instead)."""
+    seen.append(signal.getsignal(signal.SIGTERM))
+    if seen[-1] not in (signal.SIG_DFL, None):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class TermAgainAfterTheFit(TermAfterFirstEpoch):
+    """...and again in ``on_fit_end``: after Lightning's teardown has put back the handlers
+    it found when the fit began."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        repeat_sigterm(self.seen)
+
+
 def test_a_repeated_sigterm_cannot_kill_the_run_before_it_is_recorded(
     tmp_path, tiny_data_dir, monkeypatch
 ) -> None:
-    """srun repeats a time limit's SIGTERM, late on a loaded node: after the fit, Lightning
-    has put back the default handler, and the repeat killed the run before metrics.json."""
+    """srun repeats a time limit's SIGTERM, late on a loaded node. From the fit's end on the
+    handlers are the ones found before it, and with the default there the repeat killed the
+    run before metrics.json: repeats after Lightning's teardown and while recording."""
     from litnets.record import RunRecord
 
-    handlers_while_recording = []
+    while_recording: list[Any] = []
     finish = RunRecord.finish
 
     def recording_finish(self, **kwargs):
-        handlers_while_recording.append(signal.getsignal(signal.SIGTERM))
-        if handlers_while_recording[-1] == signal.SIG_IGN:  # (else it would kill pytest)
-            os.kill(os.getpid(), signal.SIGTERM)  # the repeat, now: it must change nothing
+        repeat_sigterm(while_recording)
         return finish(self, **kwargs)
 
     monkeypatch.setattr(RunRecord, "finish", recording_finish)
     before = signal.getsignal(signal.SIGTERM)
     cfg = compose(tiny_mnist(tiny_data_dir), output_dir=str(tmp_path / "r"))
-    summary = training.train(cfg, extra_callbacks=[TermAfterFirstEpoch()])
+    term = TermAgainAfterTheFit()
+    summary = training.train(cfg, extra_callbacks=[term])
     assert (summary["status"], summary["stopped_by"], summary["epochs"]) == (
         "interrupted",
         "SIGTERM",
         1,
     )
-    assert handlers_while_recording == [signal.SIG_IGN]
+    assert len(term.seen) == len(while_recording) == 1
+    assert signal.SIG_DFL not in (*term.seen, *while_recording)  # so both repeats were sent
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_only_a_repeated_stop_request_is_ignored(tmp_path) -> None:
+    """Outside a Lightning run, a SIGTERM that repeats no stop request goes where it would
+    have gone without the guard (here a handler of the caller's; by default, death)."""
+    received: list[int] = []
+    callback = LastCheckpoint(str(tmp_path))
+    trainer = L.Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with repeated_sigterm_ignored(trainer):
+            signal.raise_signal(signal.SIGTERM)  # no stop asked for: passed on
+            callback.stop_signal = signal.SIGTERM
+            signal.raise_signal(signal.SIGTERM)  # a repeat: ignored
+        assert received == [signal.SIGTERM]
+        signal.raise_signal(signal.SIGTERM)  # the guard is gone: the caller's handler again
+        assert received == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_requeued_job_finds_the_run_it_left(tmp_path, monkeypatch) -> None:

@@ -120,13 +120,13 @@ def train(
             environment=environment(invocation.command, device=device, precision=precision),
         )
         start = _start_from(cfg, pieces.task, record)
-        try:
-            with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
-                trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
-        finally:
-            for callback in last_checkpoint_callbacks(trainer):
-                callback.release_preemption_signal()
-        with repeated_sigterm_ignored(last_checkpoint_callbacks(trainer)):
+        with repeated_sigterm_ignored(trainer):  # until the record is written
+            try:
+                with contextlib.suppress(Preempted):  # last.ckpt holds its step; recorded below
+                    trainer.fit(pieces.task, datamodule=pieces.datamodule, ckpt_path=start)
+            finally:
+                for callback in last_checkpoint_callbacks(trainer):
+                    callback.release_preemption_signal()
             _record_fit(record, trainer, pieces, invocation)
             if record["status"] == "running":
                 _test(cfg, trainer, pieces, record)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerStatus
 
 from litnets import cluster
 from litnets.checkpoints import last_checkpoint
@@ -178,21 +179,39 @@ class LastCheckpoint(ModelCheckpoint):
 
 
 @contextmanager
-def repeated_sigterm_ignored(callbacks: Sequence[LastCheckpoint]) -> Iterator[None]:
-    """After a stop asked for by SIGTERM, until the block ends: another SIGTERM is ignored.
+def repeated_sigterm_ignored(trainer: L.Trainer) -> Iterator[None]:
+    """Around a fit and the writing of its record: a SIGTERM that repeats a stop request is
+    ignored wherever it lands.
 
     srun forwards a time limit's SIGTERM more than once, and on a loaded node the repeat can
-    come after training has ended. Lightning's teardown has then put back the default
-    handler, and the repeat killed the process before ``metrics.json`` was written (seen in
-    tests/test_slurm.py under the full suite). While training, ``_request_stop`` ignores
-    repeats itself; the caller wraps what follows the fit up to the written record in this.
+    come after training has ended. While training, ``_request_stop`` ignores repeats itself,
+    but from ``on_train_end`` on the handlers it replaced are back, and from Lightning's
+    teardown on the ones found before the fit: the default, which killed the process before
+    ``metrics.json`` was written (seen in tests/test_slurm.py under the full suite). This
+    handler is the one found before the fit, so it answers in that window. Any other SIGTERM
+    is left as it was: inside a Lightning run Lightning's own handler has already taken it
+    (it calls this one after itself); outside one it goes to the handler found before.
     """
-    stopping = any(callback.stop_signal == signal.SIGTERM for callback in callbacks)
-    if not stopping or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stopping = any(
+            isinstance(callback, LastCheckpoint) and callback.stop_signal == signal.SIGTERM
+            for callback in trainer.callbacks
+        )
+        if stopping or trainer.state.status == TrainerStatus.RUNNING:
+            return
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # the default (or a handler set outside Python): die
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handle)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
