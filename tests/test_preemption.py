@@ -25,6 +25,7 @@ from litnets.config import compose
 from litnets.data.augment import BatchAugment
 from litnets.data.batches import Chunked, EpochIndexSampler, LoaderBatches, TensorBatches
 from litnets.errors import ConfigError
+from litnets.quiet import quiet_lightning
 from litnets.tasks.base import Task
 from test_execution import assert_same_run, tiny_mnist
 
@@ -220,7 +221,8 @@ def test_only_a_repeated_stop_request_is_ignored(tmp_path) -> None:
     have gone without the guard (here a handler of the caller's; by default, death)."""
     received: list[int] = []
     callback = LastCheckpoint(str(tmp_path))
-    trainer = L.Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
+    with quiet_lightning():  # its srun hint
+        trainer = L.Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
         with repeated_sigterm_ignored(trainer):
