@@ -23,8 +23,9 @@ plain loop with its step captured in a CUDA graph (the floor: the recipe of
 alternative to a captured graph).
 
 The rows are interleaved, each round starting one row later (``round_order``), and the
-whole round repeated (``repeats``), since these machines are noisy; each row reports its fastest and its median epoch (first epochs of a round,
-warm-up, apart) and its median whole run.
+whole round repeated (``repeats``), since these machines are noisy; each row reports its
+fastest and its median epoch (first epochs of a round, warm-up, apart) and its median
+whole run.
 """
 
 from __future__ import annotations

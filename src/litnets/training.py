@@ -28,7 +28,7 @@ from litnets.build import (
     build_trainer,
     logged_to,
 )
-from litnets.callbacks.last_checkpoint import LastCheckpoint, repeated_sigterm_ignored
+from litnets.callbacks.last_checkpoint import last_checkpoint_callbacks, repeated_sigterm_ignored
 from litnets.config import in_sweep
 from litnets.errors import ConfigError, DivergenceError, Preempted
 from litnets.models.base import Architecture
@@ -212,11 +212,6 @@ def _record_fit(
         record.update(
             status="interrupted", stopped_by=stopped_by, resume_from=last_checkpoint(record.run_dir)
         )
-
-
-def last_checkpoint_callbacks(trainer: L.Trainer) -> list[LastCheckpoint]:
-    """The trainer's ``last.ckpt`` callbacks (stop requests, pre-emption)."""
-    return [c for c in trainer.callbacks if isinstance(c, LastCheckpoint)]
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

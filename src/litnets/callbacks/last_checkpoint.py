@@ -178,6 +178,11 @@ class LastCheckpoint(ModelCheckpoint):
         trainer.should_stop = True
 
 
+def last_checkpoint_callbacks(trainer: L.Trainer) -> list[LastCheckpoint]:
+    """The trainer's ``last.ckpt`` callbacks (stop requests, pre-emption)."""
+    return [c for c in trainer.callbacks if isinstance(c, LastCheckpoint)]
+
+
 @contextmanager
 def repeated_sigterm_ignored(trainer: L.Trainer) -> Iterator[None]:
     """Around a fit and the writing of its record: a SIGTERM that repeats a stop request is
@@ -199,8 +204,8 @@ def repeated_sigterm_ignored(trainer: L.Trainer) -> Iterator[None]:
 
     def handle(signum: int, frame: FrameType | None) -> None:
         stopping = any(
-            isinstance(callback, LastCheckpoint) and callback.stop_signal == signal.SIGTERM
-            for callback in trainer.callbacks
+            callback.stop_signal == signal.SIGTERM
+            for callback in last_checkpoint_callbacks(trainer)
         )
         if stopping or trainer.state.status == TrainerStatus.RUNNING:
             return
