@@ -101,3 +101,65 @@ def test_scheduler_length_is_filled_from_the_trainer() -> None:
     assert task._schedule_length(onecycle) == {"total_steps": 120}
     FakeTrainer.max_steps = 50
     assert task._schedule_length(onecycle) == {"total_steps": 50}
+
+
+def _registered(module: torch.nn.Module) -> set[str]:
+    return {*module._parameters, *module._buffers, *module._modules}
+
+
+def test_plain_attributes_are_written_as_nn_module_would_write_them() -> None:
+    """``PlainAttributes`` skips ``nn.Module.__setattr__``'s checks for a few names written
+    every step. That is only sound for names never registered as a parameter, buffer or
+    submodule: then ``nn.Module`` writes ``__dict__`` too. Pin both, on a trained task and
+    metric (where torchmetrics and Lightning have written them), and that the names are still
+    the ones those libraries write."""
+    from litnets.tasks.attributes import PlainAttributes
+
+    task = ClassificationTask(MLP((4,), 3), partial(torch.optim.SGD, lr=0.1), num_classes=3)
+    stats = task.train_stats
+    stats.update(torch.tensor(1.0), torch.randn(2, 3), torch.tensor([0, 1]))
+    stats.compute()
+    for module, names in ((task, {"_current_fx_name"}), (stats, {"_computed", "_update_count"})):
+        assert isinstance(module, PlainAttributes)
+        assert module.plain_attributes == names
+        assert all(name in vars(module) for name in names)  # the libraries' own names
+        assert not names & _registered(module)
+        for value in ("training_step", None, 3, torch.zeros(2), {"acc": torch.ones(())}):
+            for name in names:
+                setattr(module, name, value)
+                assert vars(module)[name] is value
+        assert not names & _registered(module)
+    task.scale = torch.nn.Parameter(torch.ones(1))  # any other name: nn.Module's path
+    assert "scale" in task._parameters and "scale" not in vars(task)
+
+
+def test_a_step_writes_no_plain_attribute_through_nn_module(monkeypatch) -> None:
+    """The names listed are the ones written per step: a lean step (hooks dispatched as in
+    Lightning, metric updated) sends no write of them through ``nn.Module.__setattr__``."""
+    import lightning as L
+
+    writes: list[str] = []
+    original = torch.nn.Module.__setattr__
+
+    def counting(self, name, value):
+        writes.append(name)
+        original(self, name, value)
+
+    task = ClassificationTask(MLP((4,), 3), partial(torch.optim.SGD, lr=0.1), num_classes=3)
+    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(6, 4), torch.tensor([0, 2, 1] * 2)), batch_size=2
+    )
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
+
+        def on_train_batch_end(self, *args) -> None:
+            monkeypatch.setattr(torch.nn.Module, "__setattr__", original)
+
+    trainer.callbacks.append(Probe())
+    trainer.fit(task, train_dataloaders=data)
+    assert trainer.global_step == 3
+    assert not {"_current_fx_name", "_computed", "_update_count"} & set(writes)

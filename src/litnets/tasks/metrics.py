@@ -13,9 +13,13 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from litnets.tasks.attributes import PlainAttributes
 
-class LossAccuracy(Metric):
+
+class LossAccuracy(PlainAttributes, Metric):
     """Sample-weighted mean loss and (for classifiers) top-1 accuracy over an epoch."""
+
+    plain_attributes = frozenset({"_computed", "_update_count"})  # written by every update
 
     full_state_update = False
     higher_is_better = None
