@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from litnets.data.base import InMemoryDataModule
 from litnets.errors import ConfigError, LitnetsError
 from litnets.models.base import Architecture
+from litnets.profilers import NoProfiler
 from litnets.signatures import check_arguments, plain
 from litnets.tasks import TASKS, SchedulerSpec, Task
 
@@ -223,7 +224,11 @@ def check_accelerator(accelerator: Any, key: str = "trainer.accelerator") -> Non
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any]) -> L.Trainer:
     check_accelerator(cfg.trainer.accelerator)
-    trainer = instantiate_node(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    # Lightning's default profiler, minus its per-hook cost (litnets.profilers).
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
+    trainer = instantiate_node(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **profiler
+    )
     if not isinstance(trainer, L.Trainer):
         raise ConfigError("trainer._target_ must be a lightning Trainer")
     return trainer
