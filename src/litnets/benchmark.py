@@ -237,9 +237,10 @@ def plain_loop(
 ) -> None:
     """In-memory tensors on the device, one shuffled index vector per epoch.
 
-    The inputs are encoded once, before the clock starts: the fastest a hand-written loop
-    can batch them. litnets encodes each gathered block instead (``encodes_batches``), a
-    cost its rows include.
+    The inputs are encoded once, before the clock starts, and batches are gathered with
+    ``index_select`` (a third of ``x[index]``'s time for these rows): the fastest a
+    hand-written loop can batch them. litnets encodes each gathered block instead
+    (``encodes_batches``), a cost its rows include.
     """
     datamodule = _in_memory(cfg, device)
     splits = {
@@ -252,7 +253,7 @@ def plain_loop(
         order = torch.randperm(len(x_train), device=device)
         for start in range(0, len(order), batch):
             index = order[start : start + batch]
-            yield x_train[index], y_train[index]
+            yield x_train.index_select(0, index), y_train.index_select(0, index)
 
     def in_order(split: str):
         x, y = splits[split]
