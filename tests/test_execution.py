@@ -135,6 +135,37 @@ def test_progress_bar_counts_batches_not_chunks() -> None:
     assert bar.train_progress_bar.n == 11  # batches 8, 9, 10 done: 11 of 11
 
 
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (32, [32, 64, 96, 100]),  # every chunk passes a multiple of 10 (not only every 160)
+        (4, [12, 20, 32, 40, 52, 60, 72, 80, 92, 100]),  # those that pass one, and the end
+        (10, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
+    ],
+)
+def test_progress_bar_refreshes_after_each_chunk_that_passes_its_rate(size, shown) -> None:
+    """``refresh_rate=10`` means at least every 10 batches; Lightning's own test (the position
+    a multiple of the rate) held for a chunk's last batch only every lcm(K, 10) batches."""
+
+    class Bar:
+        total, n, disable = 100, 0, False
+
+        def __init__(self) -> None:
+            self.shown: list[int] = []
+
+        def set_postfix(self, *args, **kwargs) -> None:
+            self.shown.append(self.n)
+
+    bar = ProgressBar(refresh_rate=10)
+    bar.train_progress_bar = Bar()
+    bar.get_metrics = lambda trainer, module: {}
+    one = (torch.zeros(1), torch.zeros(1))
+    for first in range(0, 100, size):
+        chunk = Chunk([one] * min(size, 100 - first), first_index=first)
+        bar.on_train_batch_end(None, None, None, chunk, batch_idx=first // size)
+    assert bar.train_progress_bar.shown == shown
+
+
 # ---- bit-identical training --------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ class ProgressBar(TQDMProgressBar):
     would instead hand the bar a device tensor to read at every refresh.
 
     With ``task.steps_per_execution`` above 1, Lightning's loop sees chunks of batches; the
-    bar still counts batches (and so refreshes once a chunk at most).
+    bar still counts batches, and refreshes after each chunk that passed a multiple of
+    ``refresh_rate`` (so once a chunk at most).
     """
 
     handles_chunks = True
@@ -33,9 +34,18 @@ class ProgressBar(TQDMProgressBar):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        if isinstance(batch, Chunk):  # the bar's position is the last batch of the chunk
-            batch_idx = batch.first_index + len(batch) - 1
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not isinstance(batch, Chunk):
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # Lightning refreshes when the position is a multiple of refresh_rate; a chunk's last
+        # position is that only every lcm(K, rate) batches (every 160 for K=32, rate 10).
+        bar, rate = self.train_progress_bar, self.refresh_rate
+        done = batch.first_index + len(batch)  # the bar's position: the chunk's last batch
+        if bar is None or not self.is_enabled or bar.disable:
+            return None
+        if done // rate > batch.first_index // rate or done == bar.total:
+            bar.n = done  # tqdm's own attribute, as Lightning's bar moves itself
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # and refreshes it, once
+        return None
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)
