@@ -22,7 +22,13 @@ from litnets import training
 from litnets.callbacks.progress import ProgressBar
 from litnets.config import compose
 from litnets.data.augment import BatchAugment
-from litnets.data.batches import Chunk, Chunked, EpochIndexSampler, TensorBatches
+from litnets.data.batches import (
+    CPU_GATHER_BATCHES,
+    Chunk,
+    Chunked,
+    EpochIndexSampler,
+    TensorBatches,
+)
 from litnets.errors import ConfigError, DivergenceError
 from litnets.tasks import execution
 
@@ -109,12 +115,28 @@ def test_chunks_hold_the_same_batches_in_the_same_order() -> None:
         assert all(isinstance(c, Chunk) for c in chunks)
         assert [len(c) for c in chunks] == lengths
         assert [c.first_index for c in chunks] == [sum(lengths[:i]) for i in range(len(lengths))]
-        for chunk in chunks:  # gathered by one indexing operation: views of one block
-            assert len({target.untyped_storage().data_ptr() for _, target in chunk}) == 1
+        # One indexing operation per chunk, or per CPU_GATHER_BATCHES batches on the CPU:
+        # each batch a view of its block (all alive here, so no two blocks share memory).
+        blocks = [target.untyped_storage().data_ptr() for c in chunks for _, target in c]
+        firsts = [i for i, block in enumerate(blocks) if block not in blocks[:i]]
+        assert firsts == list(range(0, 11, min(chunked.size, CPU_GATHER_BATCHES)))
         flat = [batch for chunk in chunks for batch in chunk]
         assert len(flat) == len(plain) and len(flat[-1][0]) == 6  # the short batch kept
         for (xa, ya), (xb, yb) in zip(flat, plain, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_gathers_are_capped_on_the_cpu_only() -> None:
+    """A CPU gather fetches at most CPU_GATHER_BATCHES batches (fewer page faults); on an
+    accelerator (``meta`` stands in) a chunk is one gather, one launch."""
+
+    def chunked(device: str, size: int) -> Chunked:
+        tensors = (torch.zeros(100, 1, device=device),)
+        return Chunked(TensorBatches(tensors, 2, EpochIndexSampler(100, shuffle=True)), size)
+
+    assert chunked("cpu", 32).batches.batches_per_gather == CPU_GATHER_BATCHES
+    assert chunked("cpu", 4).batches.batches_per_gather == 4
+    assert chunked("meta", 32).batches.batches_per_gather == 32
 
 
 def test_progress_bar_counts_batches_not_chunks() -> None:
