@@ -144,6 +144,7 @@ def test_progress_bar_counts_batches_not_chunks() -> None:
         total = 11
         n = 0
         disable = False
+        mininterval = 0.1
 
         def refresh(self) -> None: ...
 
@@ -158,21 +159,24 @@ def test_progress_bar_counts_batches_not_chunks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "shown"),
+    ("size", "mininterval", "shown"),
     [
-        (32, [32, 64, 96, 100]),  # every chunk passes a multiple of 10 (not only every 160)
-        (4, [12, 20, 32, 40, 52, 60, 72, 80, 92, 100]),  # those that pass one, and the end
-        (10, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
+        (32, 0.0, [32, 64, 96, 100]),  # every chunk passes a multiple of 10 (not every 160)
+        (4, 0.0, [12, 20, 32, 40, 52, 60, 72, 80, 92, 100]),  # those that pass one, the end
+        (10, 0.0, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
+        (32, 60.0, [32, 100]),  # at most every mininterval seconds, and at the end
     ],
 )
-def test_progress_bar_refreshes_after_each_chunk_that_passes_its_rate(size, shown) -> None:
-    """``refresh_rate=10`` means at least every 10 batches; Lightning's own test (the position
-    a multiple of the rate) held for a chunk's last batch only every lcm(K, 10) batches."""
+def test_progress_bar_refreshes_after_chunks_that_pass_its_rate(size, mininterval, shown) -> None:
+    """``refresh_rate=10`` means every 10 batches, no more often than tqdm's ``mininterval``;
+    Lightning's own test (the position a multiple of the rate) held for a chunk's last batch
+    only every lcm(K, 10) batches."""
 
     class Bar:
         total, n, disable = 100, 0, False
 
         def __init__(self) -> None:
+            self.mininterval = mininterval
             self.shown: list[int] = []
 
         def set_postfix(self, *args, **kwargs) -> None:

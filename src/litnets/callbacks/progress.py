@@ -3,6 +3,8 @@ and counting batches when they come several to a Lightning call."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import lightning as L
@@ -19,11 +21,15 @@ class ProgressBar(TQDMProgressBar):
     would instead hand the bar a device tensor to read at every refresh.
 
     With ``task.steps_per_execution`` above 1, Lightning's loop sees chunks of batches; the
-    bar still counts batches, and refreshes after each chunk that passed a multiple of
-    ``refresh_rate`` (so once a chunk at most).
+    bar still counts batches, and refreshes after a chunk that passed a multiple of
+    ``refresh_rate`` (at most once a chunk, and once every ``mininterval`` seconds).
     """
 
     handles_chunks = True
+    _shown_at = -math.inf
+    """When a chunk last refreshed the bar (``time.monotonic``): chunks refresh it at most
+    every ``mininterval`` seconds (tqdm's own limit, 0.1 s by default). A refresh costs
+    ≈ 0.2-0.3 ms in a real MNIST epoch; one per 32-batch chunk was ≈ 7.5 ms an epoch."""
 
     @property
     def total_train_batches(self) -> int | float:
@@ -42,9 +48,12 @@ class ProgressBar(TQDMProgressBar):
         done = batch.first_index + len(batch)  # the bar's position: the chunk's last batch
         if bar is None or not self.is_enabled or bar.disable:
             return None
-        if done // rate > batch.first_index // rate or done == bar.total:
+        now = time.monotonic()
+        due = done // rate > batch.first_index // rate and now - self._shown_at >= bar.mininterval
+        if due or done == bar.total:
             bar.n = done  # tqdm's own attribute, as Lightning's bar moves itself
             bar.set_postfix(self.get_metrics(trainer, pl_module))  # and refreshes it, once
+            self._shown_at = now
         return None
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
