@@ -248,8 +248,10 @@ A chunk of K batches could come from one gather, and on a GPU it does (one launc
 chunk). On the CPU a block of 32 MNIST batches is 6.4 MB of floats, made and freed every
 chunk, and in a live run it cost 7 000-16 000 minor page faults an epoch (the plain
 loop's per-batch gathers, ≈ 500); blocks of 8 batches (1.6 MB) took 5 000-8 000 and made
-``experiment=mnist_mlp``'s epochs ≈ 2 % faster (paired epochs, three runs: 1.8, 4.4 and
-2.1 % by median; 4 batches: 0.6 and 1.2 %, 16: 1.6 %)."""
+``experiment=mnist_mlp``'s epochs ≈ 2-3 % faster: by median over paired epochs, 1.8, 4.4,
+2.1 and 2.6 % in four runs, 2.2 and 2.8 % with the two sizes swapped between even and odd
+epochs, and -0.5 and -1.1 % in two more (these machines are noisy); 4 batches gave 0.6 and
+1.2 %, 16 gave 1.6 %."""
 
 
 def gather_size(batches: Batches, chunk_size: int) -> int:
