@@ -139,21 +139,27 @@ def test_gathers_are_capped_on_the_cpu_only() -> None:
     assert chunked("meta", 32).batches.batches_per_gather == 32
 
 
-def test_progress_bar_counts_batches_not_chunks() -> None:
-    class Bar:
-        total = 11
-        n = 0
-        disable = False
-        mininterval = 0.1
+class FakeTqdm:
+    """The tqdm attributes litnets' bar reads and writes; records each position it shows."""
 
-        def refresh(self) -> None: ...
+    def __init__(self, total: int, mininterval: float) -> None:
+        self.total, self.n, self.disable, self.mininterval = total, 0, False, mininterval
+        self.shown: list[int] = []
 
-        def set_postfix(self, *args, **kwargs) -> None: ...
+    def set_postfix(self, *args, **kwargs) -> None:  # tqdm refreshes here
+        self.shown.append(self.n)
 
-    bar = ProgressBar(refresh_rate=1)
-    bar.train_progress_bar = Bar()
-    chunk = Chunk([(torch.zeros(1), torch.zeros(1))] * 3, first_index=8)
+
+def bar_over(tqdm: FakeTqdm, refresh_rate: int) -> ProgressBar:
+    bar = ProgressBar(refresh_rate=refresh_rate)
+    bar.train_progress_bar = tqdm
     bar.get_metrics = lambda trainer, module: {}
+    return bar
+
+
+def test_progress_bar_counts_batches_not_chunks() -> None:
+    bar = bar_over(FakeTqdm(total=11, mininterval=0.1), refresh_rate=1)
+    chunk = Chunk([(torch.zeros(1), torch.zeros(1))] * 3, first_index=8)
     bar.on_train_batch_end(None, None, None, chunk, batch_idx=2)
     assert bar.train_progress_bar.n == 11  # batches 8, 9, 10 done: 11 of 11
 
@@ -171,20 +177,7 @@ def test_progress_bar_refreshes_after_chunks_that_pass_its_rate(size, mininterva
     """``refresh_rate=10`` means every 10 batches, no more often than tqdm's ``mininterval``;
     Lightning's own test (the position a multiple of the rate) held for a chunk's last batch
     only every lcm(K, 10) batches."""
-
-    class Bar:
-        total, n, disable = 100, 0, False
-
-        def __init__(self) -> None:
-            self.mininterval = mininterval
-            self.shown: list[int] = []
-
-        def set_postfix(self, *args, **kwargs) -> None:
-            self.shown.append(self.n)
-
-    bar = ProgressBar(refresh_rate=10)
-    bar.train_progress_bar = Bar()
-    bar.get_metrics = lambda trainer, module: {}
+    bar = bar_over(FakeTqdm(total=100, mininterval=mininterval), refresh_rate=10)
     one = (torch.zeros(1), torch.zeros(1))
     for first in range(0, 100, size):
         chunk = Chunk([one] * min(size, 100 - first), first_index=first)
