@@ -59,8 +59,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     ``encode`` runs on each gathered batch: 4× less memory than floats on the training
     device, and no pass over the whole dataset before the first step (0.08 s of MNIST's
     start-up on two cores). Batches come out bit for bit as if encoded up front, since
-    ``encode`` works element by element; the cost is ≈ 2 ms an MNIST epoch at 32 batches
-    a gather."""
+    ``encode`` works element by element. Encoding takes ≈ 8 ms of an MNIST epoch (gathers of
+    8 or 32 batches, timed alone); gathering bytes instead of float rows wins about that
+    back: 12.6-13.4 ms an epoch in all, against ≈ 14 ms for float rows gathered per batch."""
 
     def __init__(
         self,
