@@ -16,6 +16,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.precision import DoublePrecision, Precision
 
 from conftest import REPO, check_ok, read_metrics, run_dirs, run_script
 from litnets import training
@@ -30,6 +31,7 @@ from litnets.data.batches import (
     TensorBatches,
 )
 from litnets.errors import ConfigError, DivergenceError
+from litnets.precision import QuietStepHooks
 from litnets.tasks import execution
 
 SCHEDULES = {
@@ -393,6 +395,69 @@ def test_the_progress_bar_stays_listed_within_steps(tmp_path, tiny_data_dir, bar
     training.train(compose(overrides, output_dir=str(tmp_path / "run")), extra_callbacks=extra)
     assert seen.global_step == 11
     assert probe.bars == {bar}
+
+
+class PluginSeen(L.Callback):
+    """The precision plugin the training steps ran with, and the one left after the fit."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.during = type(trainer.strategy.precision_plugin)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.after = type(trainer.strategy.precision_plugin)
+
+
+def test_step_hooks_nobody_has_are_not_dispatched(tmp_path, tiny_data_dir) -> None:
+    """The quiet plugin where no callback has a step hook, Lightning's where one has: the same
+    weights and logged rows bit for bit, and Lightning's plugin back after the fit."""
+    base = tiny_mnist(tiny_data_dir, "trainer.max_epochs=2")
+    summaries, probes = {}, {}
+    for name, extra in (("quiet", []), ("hooked", [StepHooks()])):
+        probes[name] = PluginSeen()
+        cfg = compose(base, output_dir=str(tmp_path / name))
+        summaries[name] = training.train(cfg, extra_callbacks=[probes[name], *extra])
+    assert (probes["quiet"].during, probes["hooked"].during) == (QuietStepHooks, Precision)
+    assert probes["quiet"].after is Precision
+    assert_same_run(tmp_path, "quiet", "hooked", summaries)
+
+
+class LeanModule(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+
+class LeanModuleWithHook(LeanModule):
+    def on_after_backward(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("module", "callbacks", "expected"),
+    [
+        (LeanModule, [], QuietStepHooks),
+        (LeanModuleWithHook, [], Precision),  # the task's own hook
+        (LeanModule, [StepHooks()], Precision),  # a callback's
+        (L.LightningModule, [], Precision),  # automatic optimization (clipping acts there)
+    ],
+)
+def test_the_quiet_plugin_only_where_nothing_has_a_step_hook(module, callbacks, expected) -> None:
+    trainer = _trainer_with(*callbacks)
+    execution.quiet_step_hooks(trainer, module())
+    assert type(trainer.strategy.precision_plugin) is expected
+    execution.quiet_step_hooks(trainer, LeanModuleWithHook())  # a later fit decides afresh
+    assert type(trainer.strategy.precision_plugin) is Precision
+    execution.quiet_step_hooks(trainer, LeanModule())
+    execution.restore_step_hooks(trainer)
+    assert type(trainer.strategy.precision_plugin) is Precision
+
+
+def test_other_precisions_keep_their_own_plugin() -> None:
+    trainer = L.Trainer(precision="64-true", logger=False, enable_progress_bar=False)
+    plugin = trainer.strategy.precision_plugin
+    assert isinstance(plugin, DoublePrecision)
+    execution.quiet_step_hooks(trainer, LeanModule())
+    assert trainer.strategy.precision_plugin is plugin
 
 
 def _trainer_with(*callbacks: L.Callback) -> L.Trainer:

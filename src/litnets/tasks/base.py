@@ -292,6 +292,7 @@ class Task(PlainAttributes, L.LightningModule):
     def on_train_start(self) -> None:
         self.train_started_at = self._epoch_started_at = time.perf_counter()
         self._listed_within_steps = execution.listed_within_steps(self.trainer)
+        execution.quiet_step_hooks(self.trainer, self)
         if self._resumed_batches is not None:
             # Lightning hands the loader its saved state only when it builds the loader after
             # the checkpoint is read; a schedule sized by estimated_stepping_batches builds it
@@ -309,6 +310,7 @@ class Task(PlainAttributes, L.LightningModule):
 
     def on_train_end(self) -> None:
         self._step_graph = None  # the graph's memory goes with it
+        execution.restore_step_hooks(self.trainer)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started_at = time.perf_counter()

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor
 
 from litnets.errors import ConfigError
@@ -93,7 +92,7 @@ def graph_need(trainer: L.Trainer, task: Task) -> str | None:
         return f"32-bit precision (trainer.precision={trainer.precision})"
     hooked = [type(callback).__name__ for callback in execution.step_hook_callbacks(trainer)] + [
         type(task).__name__
-    ] * any(is_overridden(hook, task, L.LightningModule) for hook in execution.STEP_HOOKS)
+    ] * execution.task_has_step_hooks(task)
     if hooked:
         return f"no backward or optimizer-step hooks, which {', '.join(hooked)} override"
     return None
