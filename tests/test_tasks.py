@@ -135,7 +135,9 @@ def test_plain_attributes_are_written_as_nn_module_would_write_them() -> None:
 
 def test_a_step_writes_no_plain_attribute_through_nn_module(monkeypatch) -> None:
     """The names listed are the ones written per step: a lean step (hooks dispatched as in
-    Lightning, metric updated) sends no write of them through ``nn.Module.__setattr__``."""
+    Lightning, metric updated) sends no write of them through ``nn.Module.__setattr__``.
+    The probe has a step hook, so the fit keeps Lightning's precision plugin and its hook
+    dispatch (``litnets.precision.QuietStepHooks`` would skip it)."""
     import lightning as L
 
     writes: list[str] = []
@@ -159,7 +161,11 @@ def test_a_step_writes_no_plain_attribute_through_nn_module(monkeypatch) -> None
         def on_train_batch_end(self, *args) -> None:
             monkeypatch.setattr(torch.nn.Module, "__setattr__", original)
 
+        def on_after_backward(self, *args) -> None:  # the step hooks stay dispatched
+            pass
+
     trainer.callbacks.append(Probe())
     trainer.fit(task, train_dataloaders=data)
     assert trainer.global_step == 3
+    assert type(trainer.strategy.precision_plugin).__name__ == "Precision"  # Lightning's
     assert not {"_current_fx_name", "_computed", "_update_count"} & set(writes)

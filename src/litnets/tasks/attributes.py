@@ -6,8 +6,9 @@ submodules (≈ 0.9 µs on the project's CPU, against ≈ 0.1 µs for a plain wr
 nothing for a write per epoch and a measurable cost for the few attributes written many
 times a step: Lightning sets ``_current_fx_name`` on the LightningModule twice per hook
 dispatch (twelve writes per optimizer step through ``manual_backward`` and the wrapped
-optimizer's ``step``), and torchmetrics' ``update`` writes ``_computed`` and
-``_update_count`` on every call.
+optimizer's ``step``, in fits where a callback or the task has a step hook: elsewhere
+``litnets.precision.QuietStepHooks`` leaves the dispatch out), and torchmetrics' ``update``
+writes ``_computed`` and ``_update_count`` on every call.
 
 For a name that is never a parameter, buffer or submodule, ``nn.Module.__setattr__`` ends
 in ``object.__setattr__`` anyway, whatever the value, so skipping the checks changes
